@@ -1,0 +1,14 @@
+// Builds the standalone ./postbox. Fails loudly: a broken build must not look green.
+const result = await Bun.build({
+  entrypoints: ["./src/cli.ts"],
+  target: "bun",
+  format: "esm",
+  minify: true,
+  bytecode: true,
+  compile: { outfile: "./postbox", autoloadDotenv: false, autoloadBunfig: false },
+});
+if (!result.success) {
+  for (const m of result.logs) console.error(m);
+  process.exit(1);
+}
+console.error(`built ./postbox`);

@@ -1,0 +1,71 @@
+// Named FIFO channel. Opened O_RDWR|O_NONBLOCK: we hold a writer ourselves, so the
+// read side never sees EOF when writers come and go (no reopen, no spin), and
+// writers never block while the postbox runs.
+import { chmodSync, closeSync, constants, openSync, unlinkSync } from "node:fs";
+import { claimFifoPath } from "../endpoint.ts";
+import { PostboxError, reason } from "../errors.ts";
+import { mknod, S_IFIFO } from "../ffi/libc.ts";
+import { fifoSender } from "../format.ts";
+import { LineFramer } from "../framing.ts";
+import type { ChannelContext, ChannelHandle } from "../types.ts";
+import { readFd } from "./reader.ts";
+
+export interface FifoOptions {
+  mode: number;
+  maxMessage: number;
+  /** ms without data after which an unfinished line is delivered (no EOF ever comes). */
+  quiet: number;
+}
+
+export function openFifo(path: string, opts: FifoOptions, ctx: ChannelContext): ChannelHandle {
+  const created = claimFifoPath(path) === "create";
+  try {
+    if (created) {
+      // mknod's mode is narrowed by the umask (never wider than asked); chmod then sets it exactly.
+      mknod(path, S_IFIFO | opts.mode);
+    }
+    chmodSync(path, opts.mode);
+  } catch (err) {
+    throw new PostboxError(`cannot create the fifo ${path}: ${reason(err)}`);
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+  } catch (err) {
+    if (created) unlinkSync(path);
+    throw new PostboxError(`cannot open the fifo ${path}: ${reason(err)}`);
+  }
+
+  const sender = fifoSender(path);
+  const framer = new LineFramer(
+    opts.maxMessage,
+    (line) => ctx.deliver(sender, line),
+    () => ctx.warn(`fifo ${path}: a line longer than ${opts.maxMessage} bytes; delivered in pieces`),
+  );
+  let quietTimer: Timer | undefined;
+  const reader = readFd(
+    fd,
+    (chunk) => {
+      framer.push(chunk);
+      clearTimeout(quietTimer);
+      // No EOF ever comes on a FIFO we hold open: an unfinished line goes out after a quiet period.
+      if (framer.pending > 0) quietTimer = setTimeout(() => framer.flush(), opts.quiet);
+    },
+    (err) => ctx.warn(`fifo ${path}: read failed: ${reason(err)}; the fifo channel is closed`),
+  );
+  let open = true;
+
+  return {
+    kind: "fifo",
+    where: `echo 1 > ${path}`,
+    close() {
+      if (!open) return;
+      open = false;
+      reader.stop();
+      clearTimeout(quietTimer);
+      framer.flush();
+      if (created) unlinkSync(path);
+      closeSync(fd);
+    },
+  };
+}

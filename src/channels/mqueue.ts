@@ -1,0 +1,89 @@
+// POSIX message queue channel. Readiness without threads or polling: mq_notify
+// sends a real-time signal (si_code SI_MESGQ) into the signal trap when a message
+// lands in the empty queue; then we re-arm first and drain until EAGAIN.
+import { fchmodSync } from "node:fs";
+import { PostboxError, SysError, reason } from "../errors.ts";
+import { mqClose, mqGetattr, mqNotifySignal, mqOpen, mqReceive, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY } from "../ffi/libc.ts";
+import { mqueueSender } from "../format.ts";
+import type { ChannelContext, ChannelHandle } from "../types.ts";
+import type { SignalTrap } from "./signals.ts";
+
+const SI_MESGQ = -3;
+/** Messages taken per loop turn before yielding, so a flood cannot starve the other channels. */
+const BATCH = 1024;
+
+export interface MqueueOptions {
+  mode: number;
+  /** The real-time signal mq_notify should raise (one nobody listens to). */
+  notifySignal: number;
+}
+
+function open(name: string, mode: number): { mqd: number; created: boolean } {
+  try {
+    const mqd = mqOpen(name, O_RDONLY | O_NONBLOCK | O_CREAT | O_EXCL, mode);
+    // mq_open's mode is narrowed by the umask; the queue must have exactly --mode.
+    fchmodSync(mqd, mode);
+    return { mqd, created: true };
+  } catch (err) {
+    if (!(err instanceof SysError && err.code === "EEXIST")) throw err;
+  }
+  return { mqd: mqOpen(name, O_RDONLY | O_NONBLOCK), created: false };
+}
+
+export function openMqueue(name: string, opts: MqueueOptions, trap: SignalTrap, ctx: ChannelContext): ChannelHandle {
+  let mqd: number;
+  try {
+    mqd = open(name, opts.mode).mqd;
+  } catch (err) {
+    throw new PostboxError(`cannot open the message queue ${name}: ${reason(err)}`);
+  }
+  // An existing queue keeps the attributes it was made with: size the buffer from it.
+  const buf = new Uint8Array(mqGetattr(mqd).msgsize);
+  const prio = new Uint32Array(1);
+  let serving = true;
+  let again: ReturnType<typeof setImmediate> | undefined;
+
+  const arm = (): void => mqNotifySignal(mqd, opts.notifySignal);
+  const drain = (): void => {
+    again = undefined;
+    for (let i = 0; i < BATCH && serving; i++) {
+      const n = mqReceive(mqd, buf, prio);
+      if (n < 0) return;
+      let end = n;
+      while (end > 0 && buf[end - 1] === 10) end--;
+      ctx.deliver(mqueueSender(name, prio[0]!), buf.subarray(0, end));
+    }
+    if (serving) again = setImmediate(drain);
+  };
+
+  trap.on(opts.notifySignal, (r) => {
+    if (r.code !== SI_MESGQ || !serving) return;
+    try {
+      arm();
+    } catch (err) {
+      ctx.warn(`mq ${name}: cannot re-arm mq_notify (${reason(err)}); messages may wait until the next one arrives`);
+    }
+    if (again === undefined) drain();
+  });
+  try {
+    arm();
+  } catch (err) {
+    mqClose(mqd);
+    if (err instanceof SysError && err.code === "EBUSY")
+      throw new PostboxError(`cannot read the message queue ${name}: another process (a running postbox?) is already reading it`);
+    throw new PostboxError(`cannot watch the message queue ${name}: ${reason(err)}`);
+  }
+  drain(); // what was left while nobody read, in the queue's priority order
+
+  return {
+    kind: "mqueue",
+    where: `postbox send --mq ${name} 4`,
+    close() {
+      if (!serving) return;
+      serving = false;
+      if (again) clearImmediate(again);
+      trap.off(opts.notifySignal);
+      mqClose(mqd); // drops the notification; the queue and its messages stay
+    },
+  };
+}

@@ -1,0 +1,88 @@
+// Signal channel: every listened signal arrives as a siginfo record through the
+// trap's pipe (see ffi/siginfo.ts) and is handled in the loop like any other fd.
+import { PostboxError, reason } from "../errors.ts";
+import { signalTrapLib, parseRecords, type SignalRecord, type SignalTrapLib } from "../ffi/siginfo.ts";
+import { signalSender } from "../format.ts";
+import { signalName } from "../signames.ts";
+import type { ChannelContext, ChannelHandle } from "../types.ts";
+import { readFd, type FdReader } from "./reader.ts";
+
+/** One record pipe for the process; channels subscribe per signal number. */
+export class SignalTrap {
+  private readonly handlers = new Map<number, (r: SignalRecord) => void>();
+  private readonly reader: FdReader;
+  private tail: Uint8Array = new Uint8Array(0);
+  private lost = 0;
+
+  private constructor(
+    private readonly lib: SignalTrapLib,
+    private readonly ctx: ChannelContext,
+  ) {
+    this.reader = readFd(
+      lib.fd,
+      (chunk) => this.onChunk(chunk),
+      (err) => ctx.warn(`signal pipe: read failed: ${reason(err)}; signals are no longer received`),
+    );
+  }
+
+  /** Throws PostboxError naming why signals cannot be received here (no TinyCC, odd libc, …). */
+  static open(ctx: ChannelContext): SignalTrap {
+    let lib: SignalTrapLib;
+    try {
+      lib = signalTrapLib();
+    } catch (err) {
+      throw new PostboxError(`cannot set up signal handling: compiling the handler with bun:ffi cc() failed: ${reason(err)}`);
+    }
+    return new SignalTrap(lib, ctx);
+  }
+
+  /** Route `sig` to fn. The handler is installed now and stays for the life of the process. */
+  on(sig: number, fn: (r: SignalRecord) => void): void {
+    try {
+      this.lib.catch(sig);
+    } catch (err) {
+      throw new PostboxError(`cannot catch ${signalName(sig)}: ${reason(err)}`);
+    }
+    this.handlers.set(sig, fn);
+  }
+
+  off(sig: number): void {
+    this.handlers.delete(sig);
+  }
+
+  /** Stop reading. Handlers stay installed: a listened signal must never kill us, even at exit. */
+  close(): void {
+    this.reader.stop();
+  }
+
+  private onChunk(chunk: Uint8Array): void {
+    let data = chunk;
+    if (this.tail.byteLength > 0) {
+      data = new Uint8Array(this.tail.byteLength + chunk.byteLength);
+      data.set(this.tail);
+      data.set(chunk, this.tail.byteLength);
+    }
+    this.tail = parseRecords(data, (r) => this.handlers.get(r.signo)?.(r));
+    const dropped = this.lib.dropped();
+    if (dropped > this.lost) {
+      this.ctx.warn(`signal pipe full: ${dropped - this.lost} signal(s) lost (${dropped} in all)`);
+      this.lost = dropped;
+    }
+  }
+}
+
+export function openSignals(trap: SignalTrap, signals: readonly number[], ctx: ChannelContext): ChannelHandle {
+  const enc = new TextEncoder();
+  for (const sig of signals) {
+    const name = signalName(sig);
+    trap.on(sig, (r) => ctx.deliver(signalSender(r.pid, r.uid, name, r.value, r.code), enc.encode(String(r.value))));
+  }
+  const first = signals[0] === undefined ? "USR1" : signalName(signals[0]).replace(/^SIG/, "");
+  return {
+    kind: "signals",
+    where: `/bin/kill -${first} -q 3 ${process.pid}`,
+    close() {
+      for (const sig of signals) trap.off(sig);
+    },
+  };
+}

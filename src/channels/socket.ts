@@ -1,0 +1,228 @@
+// Unix stream socket channel (path and/or abstract name). Sender identity comes
+// from SO_PEERCRED, read once when the connection is accepted.
+import { chmodSync, readFileSync } from "node:fs";
+import type { Socket, UnixSocketListener } from "bun";
+import { claimSocketPath } from "../endpoint.ts";
+import { PostboxError, reason } from "../errors.ts";
+import { peerCred } from "../ffi/libc.ts";
+import { socketSender, type Sender } from "../format.ts";
+import { LineFramer } from "../framing.ts";
+import type { ChannelContext, ChannelHandle } from "../types.ts";
+
+export interface SocketOptions {
+  mode: number;
+  maxMessage: number;
+  maxConnections: number;
+  idleTimeout: number;
+  linger: number;
+  /** Look up the sender's command name (shown in --json only). */
+  withComm: boolean;
+}
+
+interface Conn {
+  sender: Sender;
+  framer: LineFramer;
+  /** performance.now() of the last data. */
+  last: number;
+  halfClosed: boolean;
+  closed: boolean;
+}
+
+type Client = Socket<Conn | undefined>;
+
+/** Clients that may wait for a slot, as a multiple of --max-connections. */
+const WAIT_FACTOR = 64;
+
+/** Connections shared by every listener of one postbox (one --max-connections budget). */
+export class SocketHub {
+  private readonly conns = new Set<Client>();
+  private readonly lingering = new Set<Client>();
+  private lingerTimer: Timer | undefined;
+  private refused = 0;
+  private refusedTimer: Timer | undefined;
+  /** Accepted past --max-connections, not read yet (the kernel holds what they sent). */
+  private readonly waiting = new Set<Client>();
+  private waitWarned = -Infinity;
+
+  constructor(
+    private readonly opts: SocketOptions,
+    private readonly ctx: ChannelContext,
+  ) {}
+
+  /** Open a listener on a path ("./socket") or an abstract name ("@name"). */
+  async listen(address: string): Promise<ChannelHandle> {
+    const abstract = address.startsWith("@");
+    if (!abstract) await claimSocketPath(address);
+    const unix = abstract ? `\0${address.slice(1)}` : address;
+    let listener: UnixSocketListener<Conn | undefined>;
+    // The socket file is born with the mode it keeps: no window where it is wider.
+    const umask = process.umask(0o777 & ~this.opts.mode);
+    try {
+      listener = Bun.listen<Conn | undefined>({
+        unix,
+        socket: {
+          open: (s) => this.open(s, address),
+          data: (s, chunk) => this.data(s, chunk),
+          end: (s) => this.eof(s),
+          timeout: (s) => this.finish(s),
+          close: (s) => this.finish(s),
+          error: (s) => this.finish(s),
+        },
+      });
+    } catch (err) {
+      const hint = abstract ? "choose another --abstract name" : "check the directory and its permissions";
+      throw new PostboxError(`cannot listen on ${address}: ${reason(err)}; ${hint}`);
+    } finally {
+      process.umask(umask);
+    }
+    if (!abstract) chmodSync(address, this.opts.mode);
+    let open = true;
+    return {
+      kind: "socket",
+      where: abstract ? `echo 2 | socat - ABSTRACT-CONNECT:${address.slice(1)}` : `echo 2 | nc -U ${address}`,
+      close: () => {
+        if (!open) return;
+        open = false;
+        listener.stop(true); // also removes the socket file
+      },
+    };
+  }
+
+  /** Deliver every connection's unfinished line and drop the connections. */
+  closeAll(): void {
+    for (const s of [...this.waiting, ...this.conns]) {
+      this.finish(s);
+      s.terminate();
+    }
+    clearTimeout(this.lingerTimer);
+    clearTimeout(this.refusedTimer);
+    this.flushRefused();
+  }
+
+  private open(s: Client, via: string): void {
+    // A burst of connect-post-close clients is accepted before any of them is
+    // read. Past --max-connections a client waits paused, its bytes in the kernel
+    // and not in our memory, until a slot frees; past WAIT_FACTOR times the
+    // limit it is refused.
+    if (this.conns.size + this.waiting.size >= WAIT_FACTOR * this.opts.maxConnections) {
+      this.refuse(1);
+      s.terminate();
+      return;
+    }
+    let sender: Sender;
+    try {
+      const cred = peerCred((s as unknown as { fd: number }).fd);
+      sender = socketSender(via, cred.pid, cred.uid, cred.gid, this.opts.withComm ? comm(cred.pid) : undefined);
+    } catch (err) {
+      this.ctx.warn(`socket ${via}: cannot read the sender's credentials (${reason(err)}); connection closed`);
+      s.terminate();
+      return;
+    }
+    const framer = new LineFramer(
+      this.opts.maxMessage,
+      (line) => this.ctx.deliver(sender, line),
+      () => this.ctx.warn(`${sender.prefix.slice(0, -2)} sent a line longer than ${this.opts.maxMessage} bytes; delivered in pieces`),
+    );
+    s.data = { sender, framer, last: 0, halfClosed: false, closed: false };
+    if (this.opts.idleTimeout > 0) s.timeout(this.opts.idleTimeout);
+    if (this.conns.size >= this.opts.maxConnections) {
+      s.pause();
+      this.waiting.add(s);
+      const now = performance.now();
+      if (now - this.waitWarned > 1000) {
+        this.waitWarned = now;
+        this.ctx.warn(`--max-connections ${this.opts.maxConnections} reached: new clients wait for a free slot`);
+      }
+      return;
+    }
+    this.conns.add(s);
+  }
+
+  /** A slot is free: let the longest-waiting client in. */
+  private admit(): void {
+    for (const s of this.waiting) {
+      if (this.conns.size >= this.opts.maxConnections) return;
+      this.waiting.delete(s);
+      this.conns.add(s);
+      s.resume();
+    }
+  }
+
+  private data(s: Client, chunk: Uint8Array): void {
+    const c = s.data;
+    if (!c || c.closed) return;
+    c.framer.push(chunk);
+    if (this.opts.idleTimeout > 0) s.timeout(this.opts.idleTimeout);
+    if (this.opts.linger > 0 && !c.halfClosed) {
+      c.last = performance.now();
+      this.lingering.add(s);
+      this.lingerTimer ??= setTimeout(() => this.sweep(), this.opts.linger);
+    }
+  }
+
+  /**
+   * `echo 2 | nc -U socket` never half-closes: once a client has been quiet for
+   * --linger ms, deliver what it sent and half-close so it sees EOF and exits.
+   * We keep reading until its EOF in case it still has something to say.
+   */
+  private sweep(): void {
+    this.lingerTimer = undefined;
+    const now = performance.now();
+    let next = Infinity;
+    for (const s of this.lingering) {
+      const c = s.data;
+      const due = c ? c.last + this.opts.linger : 0;
+      if (c && !c.closed && due > now) {
+        next = Math.min(next, due);
+        continue;
+      }
+      this.lingering.delete(s);
+      if (!c || c.closed) continue;
+      c.framer.flush();
+      c.halfClosed = true;
+      s.shutdown();
+    }
+    if (next !== Infinity) this.lingerTimer = setTimeout(() => this.sweep(), Math.max(1, next - now));
+  }
+
+  private eof(s: Client): void {
+    this.finish(s);
+    s.end();
+  }
+
+  /** The connection is done (EOF, idle timeout, error, close): deliver its last line once. */
+  private finish(s: Client): void {
+    const c = s.data;
+    if (!c || c.closed) return;
+    c.closed = true;
+    c.framer.flush();
+    this.lingering.delete(s);
+    this.waiting.delete(s);
+    if (this.conns.delete(s)) this.admit();
+  }
+
+  /** At --max-connections: warn at once, then at most once a second with the count. */
+  private refuse(n: number): void {
+    if (this.refusedTimer) {
+      this.refused += n;
+      return;
+    }
+    this.ctx.warn(`--max-connections ${this.opts.maxConnections} reached: refused ${n} connection(s)`);
+    this.refusedTimer = setTimeout(() => this.flushRefused(), 1000);
+  }
+
+  private flushRefused(): void {
+    this.refusedTimer = undefined;
+    if (this.refused === 0) return;
+    this.ctx.warn(`--max-connections ${this.opts.maxConnections} reached: refused ${this.refused} more connection(s)`);
+    this.refused = 0;
+  }
+}
+
+function comm(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trimEnd();
+  } catch {
+    return undefined; // the sender already exited
+  }
+}

@@ -1,0 +1,148 @@
+// The one place that touches libc through bun:ffi. Everything exported here is a
+// typed function that throws SysError (with the errno name) on failure.
+import { dlopen, FFIType, read } from "bun:ffi";
+import { constants } from "node:os";
+import { SysError } from "../errors.ts";
+
+const { i32, u32, u64, i64, ptr } = FFIType;
+
+const symbols = {
+  __errno_location: { args: [], returns: ptr },
+  mknod: { args: [ptr, u32, u64], returns: i32 },
+  getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
+  __libc_current_sigrtmin: { args: [], returns: i32 },
+  __libc_current_sigrtmax: { args: [], returns: i32 },
+  sigqueue: { args: [i32, i32, i64], returns: i32 },
+  mq_open: { args: [ptr, i32, u32, ptr], returns: i32 },
+  mq_getattr: { args: [i32, ptr], returns: i32 },
+  mq_setattr: { args: [i32, ptr, ptr], returns: i32 },
+  mq_receive: { args: [i32, ptr, u64, ptr], returns: i64 },
+  mq_send: { args: [i32, ptr, u64, u32], returns: i32 },
+  mq_notify: { args: [i32, ptr], returns: i32 },
+  mq_close: { args: [i32], returns: i32 },
+  mq_unlink: { args: [ptr], returns: i32 },
+} as const;
+
+type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+let libc: Libc | undefined;
+
+/** dlopen on first use, never at import time. */
+function c(): Libc {
+  libc ??= dlopen("libc.so.6", symbols).symbols;
+  return libc;
+}
+
+const ERRNO_NAMES = new Map<number, string>(
+  Object.entries(constants.errno).map(([name, num]) => [num, name]),
+);
+
+function errno(): number {
+  const p = c().__errno_location();
+  return p === null ? 0 : read.i32(p, 0);
+}
+
+function fail(syscall: string, path?: string): never {
+  const e = errno();
+  throw new SysError(syscall, ERRNO_NAMES.get(e) ?? `errno ${e}`, e, path);
+}
+
+function cstr(s: string): Buffer {
+  return Buffer.from(s + "\0", "utf8");
+}
+
+export const S_IFIFO = 0o010000;
+
+/** mknod(2); the mode is still narrowed by the umask, as in C. */
+export function mknod(path: string, mode: number): void {
+  if (c().mknod(cstr(path), mode, 0) !== 0) fail("mknod", path);
+}
+
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/** SO_PEERCRED of a connected unix socket: who connected, as of connect(). */
+export function peerCred(fd: number): PeerCred {
+  const cred = new Int32Array(3);
+  const len = new Uint32Array([12]);
+  if (c().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0) fail("getsockopt(SO_PEERCRED)");
+  return { pid: cred[0]!, uid: cred[1]! >>> 0, gid: cred[2]! >>> 0 };
+}
+
+/** The libc's real real-time signal range (glibc reserves the first few for itself). */
+export function rtSignalRange(): { min: number; max: number } {
+  return { min: c().__libc_current_sigrtmin(), max: c().__libc_current_sigrtmax() };
+}
+
+/** sigqueue(3) with an int payload. */
+export function sigqueue(pid: number, sig: number, value: number): void {
+  if (c().sigqueue(pid, sig, BigInt(value | 0)) !== 0) fail("sigqueue", `pid ${pid}`);
+}
+
+// ---- POSIX message queues (mqd_t is an int fd on Linux) ----
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const O_NONBLOCK = 0o4000;
+
+export interface MqAttr {
+  flags: number;
+  maxmsg: number;
+  msgsize: number;
+  curmsgs: number;
+}
+
+export function mqOpen(name: string, oflag: number, mode = 0o600, attr?: { maxmsg: number; msgsize: number }): number {
+  let a: BigInt64Array | null = null;
+  if (attr) a = new BigInt64Array([0n, BigInt(attr.maxmsg), BigInt(attr.msgsize), 0n, 0n, 0n, 0n, 0n]);
+  const fd = c().mq_open(cstr(name), oflag, mode, a);
+  if (fd < 0) fail("mq_open", name);
+  return fd;
+}
+
+export function mqGetattr(mqd: number): MqAttr {
+  const a = new BigInt64Array(8);
+  if (c().mq_getattr(mqd, a) !== 0) fail("mq_getattr");
+  return { flags: Number(a[0]), maxmsg: Number(a[1]), msgsize: Number(a[2]), curmsgs: Number(a[3]) };
+}
+
+/** Receive one message into buf; returns its length, or -1 when the queue is empty (EAGAIN). */
+export function mqReceive(mqd: number, buf: Uint8Array, prio: Uint32Array): number {
+  const n = Number(c().mq_receive(mqd, buf, buf.byteLength, prio));
+  if (n >= 0) return n;
+  if (errno() === constants.errno.EAGAIN) return -1;
+  fail("mq_receive");
+}
+
+/** Send one message; returns false when the queue is full and the mqd is non-blocking. */
+export function mqSend(mqd: number, msg: Uint8Array, prio: number): boolean {
+  if (c().mq_send(mqd, msg, msg.byteLength, prio) === 0) return true;
+  if (errno() === constants.errno.EAGAIN) return false;
+  fail("mq_send");
+}
+
+const SIGEV_SIGNAL = 0;
+
+/** Ask for `signo` (si_code SI_MESGQ) when a message arrives on the empty queue. */
+export function mqNotifySignal(mqd: number, signo: number): void {
+  // struct sigevent: sigval (8) | signo (4) | notify (4) | padding to 64 bytes
+  const ev = new Int32Array(16);
+  ev[2] = signo;
+  ev[3] = SIGEV_SIGNAL;
+  if (c().mq_notify(mqd, ev) !== 0) fail("mq_notify");
+}
+
+export function mqClose(mqd: number): void {
+  c().mq_close(mqd);
+}
+
+export function mqUnlink(name: string): void {
+  if (c().mq_unlink(cstr(name)) !== 0) fail("mq_unlink", name);
+}
+

@@ -1,0 +1,138 @@
+// Message → output: the text line of the SPEC, or one NDJSON object. Text never
+// carries a raw control byte or invalid UTF-8: those are written as escapes.
+import type { Output } from "./output.ts";
+
+export type Channel = "fifo" | "socket" | "signal" | "mqueue";
+
+/** Who a message came from; fields appear in --json, prefix starts the text line. */
+export interface Sender {
+  readonly channel: Channel;
+  readonly prefix: string;
+  readonly fields: Readonly<Record<string, string | number>>;
+}
+
+export function fifoSender(via: string): Sender {
+  return { channel: "fifo", prefix: "fifo: ", fields: { via } };
+}
+
+export function socketSender(via: string, pid: number, uid: number, gid: number, comm?: string): Sender {
+  const fields: Record<string, string | number> = { pid, uid, gid };
+  if (comm !== undefined) fields.comm = comm;
+  fields.via = via;
+  return { channel: "socket", prefix: `socket[pid=${pid},uid=${uid},gid=${gid}]: `, fields };
+}
+
+export function signalSender(pid: number, uid: number, sig: string, value: number, code: number): Sender {
+  return { channel: "signal", prefix: `signal[pid=${pid},uid=${uid},sig=${sig}]: `, fields: { pid, uid, sig, value, code } };
+}
+
+export function mqueueSender(via: string, prio: number): Sender {
+  return { channel: "mqueue", prefix: `mqueue[prio=${prio}]: `, fields: { prio, via } };
+}
+
+const HEX = "0123456789abcdef";
+const SHORT: Record<number, string> = { 9: "\\t", 10: "\\n", 13: "\\r" };
+
+/** Length of the valid UTF-8 sequence at i that is safe to print, or 0. */
+function printableSequence(b: Uint8Array, i: number): number {
+  const c = b[i]!;
+  if (c >= 0xc2 && c <= 0xdf) {
+    // U+0080..U+009F are C1 controls (CSI = U+009B): escape them.
+    if (c === 0xc2 && (b[i + 1] ?? 0) < 0xa0) return 0;
+    return cont(b[i + 1]) ? 2 : 0;
+  }
+  if (c >= 0xe0 && c <= 0xef) {
+    const c1 = b[i + 1] ?? 0;
+    if (c === 0xe0 && c1 < 0xa0) return 0; // overlong
+    if (c === 0xed && c1 > 0x9f) return 0; // surrogates
+    return cont(c1) && cont(b[i + 2]) ? 3 : 0;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    const c1 = b[i + 1] ?? 0;
+    if (c === 0xf0 && c1 < 0x90) return 0;
+    if (c === 0xf4 && c1 > 0x8f) return 0;
+    return cont(c1) && cont(b[i + 2]) && cont(b[i + 3]) ? 4 : 0;
+  }
+  return 0;
+}
+
+function cont(x: number | undefined): boolean {
+  return x !== undefined && (x & 0xc0) === 0x80;
+}
+
+/** Write bytes as one line of text: printable UTF-8 as is, everything else escaped. */
+export function writeEscaped(out: Output, b: Uint8Array): void {
+  out.reserve(b.byteLength * 4);
+  const buf = out.buf;
+  let len = out.len;
+  for (let i = 0; i < b.byteLength; ) {
+    const c = b[i]!;
+    if (c >= 0x20 && c < 0x7f) {
+      buf[len++] = c;
+      i++;
+      continue;
+    }
+    const n = c >= 0x80 ? printableSequence(b, i) : 0;
+    if (n > 0) {
+      for (let k = 0; k < n; k++) buf[len++] = b[i + k]!;
+      i += n;
+      continue;
+    }
+    const short = SHORT[c];
+    const esc = short ?? `\\x${HEX[c >> 4]}${HEX[c & 15]}`;
+    for (let k = 0; k < esc.length; k++) buf[len++] = esc.charCodeAt(k);
+    i++;
+  }
+  out.len = len;
+}
+
+/** The escaped text form as a string (for --json when the bytes are not UTF-8). */
+export function escapedText(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.byteLength; ) {
+    const c = b[i]!;
+    const n = c >= 0x80 ? printableSequence(b, i) : c >= 0x20 && c < 0x7f ? 1 : 0;
+    if (n > 0) {
+      s += Buffer.from(b.subarray(i, i + n)).toString("utf8");
+      i += n;
+    } else {
+      s += SHORT[c] ?? `\\x${HEX[c >> 4]}${HEX[c & 15]}`;
+      i++;
+    }
+  }
+  return s;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+// JSON.stringify leaves DEL, C1 controls and the JS line separators raw; a terminal must not see them.
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u2028\u2029]/g;
+const HAS_UNSAFE = /[\u007f-\u009f\u2028\u2029]/;
+
+/** One NDJSON object (without the newline). */
+export function jsonLine(from: Sender, body: Uint8Array, now = new Date()): string {
+  const rec: Record<string, string | number> = { ts: now.toISOString(), channel: from.channel };
+  let text: string | undefined;
+  try {
+    text = strictUtf8.decode(body);
+  } catch {
+    rec.msg = escapedText(body);
+    rec.msg_b64 = Buffer.from(body).toString("base64");
+  }
+  if (text !== undefined) rec.msg = text;
+  Object.assign(rec, from.fields);
+  const line = JSON.stringify(rec);
+  return HAS_UNSAFE.test(line)
+    ? line.replace(UNSAFE_IN_JSON, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`)
+    : line;
+}
+
+/** Append one message to the output in the chosen format. */
+export function writeMessage(out: Output, json: boolean, from: Sender, body: Uint8Array): void {
+  if (json) out.utf8(jsonLine(from, body));
+  else {
+    out.ascii(from.prefix);
+    writeEscaped(out, body);
+  }
+  out.ascii("\n");
+  out.commit();
+}

@@ -1,0 +1,55 @@
+import type { Sender } from "./format.ts";
+import type { Verbosity } from "./log.ts";
+
+/** Everything `postbox serve` needs, parsed and checked; the core never sees argv. */
+export interface ServeOptions {
+  /** FIFO path, or null for --no-fifo. [fifo] */
+  fifo: string | null;
+  /** Socket path, or null for --no-socket. [socket] */
+  socket: string | null;
+  /** Abstract socket name (without "@"), or null. [off] */
+  abstract: string | null;
+  /** Message queue name ("/postbox"), or null for --no-mq. */
+  mq: string | null;
+  /** Signal numbers to listen on. [USR1, USR2] */
+  signals: number[];
+  /** Permissions of fifo, socket and mq. [0o600] */
+  mode: number;
+  json: boolean;
+  /** Longest line delivered whole, in bytes. [65536] */
+  maxMessage: number;
+  /** Open socket connections at most. [1024] */
+  maxConnections: number;
+  /** Seconds a socket client may stay silent, 0 = forever. [60] */
+  idleTimeout: number;
+  /** Quiet ms after a complete line before the socket is half-closed, 0 = never. [100] */
+  linger: number;
+  verbosity: Verbosity;
+}
+
+export const DEFAULTS = {
+  fifo: "fifo",
+  socket: "socket",
+  mq: "/postbox",
+  signals: ["USR1", "USR2"],
+  mode: 0o600,
+  maxMessage: 65536,
+  maxConnections: 1024,
+  idleTimeout: 60,
+  linger: 100,
+} as const;
+
+/** What channels hand their messages and complaints to. */
+export interface ChannelContext {
+  deliver(from: Sender, body: Uint8Array): void;
+  warn(message: string): void;
+}
+
+/** An open channel. close() is safe to call twice. */
+export interface ChannelHandle {
+  readonly kind: "fifo" | "socket" | "signals" | "mqueue";
+  /** How a person posts here (for the banner). */
+  readonly where: string;
+  /** Deliver what is buffered (unfinished lines) and stop taking input. */
+  close(): void | Promise<void>;
+}
