@@ -6,6 +6,7 @@ import pkg from "../package.json" with { type: "json" };
 import { EXIT, PostboxError, UsageError } from "./errors.ts";
 import { log, setVerbosity, type Verbosity } from "./log.ts";
 import { openPostbox, type Postbox } from "./postbox.ts";
+import { send, stdinLines, type SendTarget } from "./send.ts";
 import { parseSignal } from "./signames.ts";
 import { DEFAULTS, type ServeOptions } from "./types.ts";
 
@@ -40,7 +41,8 @@ const NEGATABLE = new Set(["fifo", "socket", "mq", "signals"]);
  * citty accepts any flag and ignores the unknown ones: a typo like `--sockt x`
  * would silently run with defaults. Check every token against the definition.
  */
-export function checkFlags(raw: readonly string[], def: ArgsDef, negatable: ReadonlySet<string> = NEGATABLE): void {
+export function checkFlags(raw: readonly string[], def: ArgsDef, negatable: ReadonlySet<string> = NEGATABLE): string[] {
+  const positionals: string[] = [];
   const byName = new Map<string, string>();
   for (const [name, d] of Object.entries(def)) {
     byName.set(name, name);
@@ -49,10 +51,12 @@ export function checkFlags(raw: readonly string[], def: ArgsDef, negatable: Read
   }
   for (let i = 0; i < raw.length; i++) {
     const tok = raw[i]!;
-    if (tok === "--") return;
-    if (!tok.startsWith("-") || tok === "-") {
-      const positional = Object.values(def).some((d) => d.type === "positional");
-      if (!positional) throw new UsageError(`unexpected argument ${JSON.stringify(tok)}`);
+    if (tok === "--") {
+      positionals.push(...raw.slice(i + 1));
+      break;
+    }
+    if (!tok.startsWith("-") || tok === "-" || /^-\d+$/.test(tok)) {
+      positionals.push(tok);
       continue;
     }
     const body = tok.replace(/^--?/, "");
@@ -69,6 +73,9 @@ export function checkFlags(raw: readonly string[], def: ArgsDef, negatable: Read
       i++;
     }
   }
+  if (positionals.length > 0 && !Object.values(def).some((d) => d.type === "positional"))
+    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  return positionals;
 }
 
 function integer(value: string | undefined, flag: string, dflt: number, min: number): number {
@@ -133,10 +140,11 @@ export function parseServe(raw: string[]): ServeOptions {
   return opts;
 }
 
+/** One write, so whoever waits for it sees it whole. */
 function banner(box: Postbox): void {
-  log.info("Santas Postbox is open! Send your requests ...");
   const label = { fifo: "fifo", socket: "socket", signals: "signal", mqueue: "mq_send" } as const;
-  for (const ch of box.channels) log.info(`... by ${`${label[ch.kind]}:`.padEnd(7)} ${ch.where}`);
+  const lines = box.channels.map((ch) => `... by ${`${label[ch.kind]}:`.padEnd(7)} ${ch.where}`);
+  log.info(["Santas Postbox is open! Send your requests ...", ...lines].join("\n"));
 }
 
 /** Resolves on the first SIGINT/SIGTERM; the handlers only record, the loop does the work. */
@@ -161,15 +169,82 @@ const serve = defineCommand({
   },
 });
 
-const main = defineCommand({
-  meta: { name: pkg.name, version: pkg.version, description: pkg.description },
-  subCommands: { serve },
+const sendArgs = {
+  socket: { type: "string", valueHint: "path", description: "Post to the Unix socket at path" },
+  abstract: { type: "string", valueHint: "name", description: "Post to the abstract socket @name" },
+  fifo: { type: "string", valueHint: "path", description: "Post to the FIFO at path (fails at once when nobody reads it)" },
+  mq: { type: "string", valueHint: "name", description: "Post to the POSIX message queue name" },
+  prio: { type: "string", valueHint: "n", description: "mq priority [0]" },
+  wait: { type: "boolean", description: "mq: block while the queue is full instead of failing" },
+  signal: { type: "string", valueHint: "SIG", description: "Post a sigqueue value with signal SIG (USR1, RTMIN+n, …) to --pid" },
+  pid: { type: "string", valueHint: "pid", description: "Process to signal" },
+  message: { type: "positional", required: false, description: "The message (the rest of the line); without it, stdin line by line" },
+} as const satisfies ArgsDef;
+
+/** argv (after "send") → target and the message words. */
+export function parseSend(raw: string[]): { target: SendTarget; words: string[] } {
+  const words = checkFlags(raw, sendArgs, new Set());
+  const a = parseArgs<typeof sendArgs>(raw, sendArgs);
+  const chosen = (["socket", "abstract", "fifo", "mq", "signal"] as const).filter((k) => a[k] !== undefined);
+  if (chosen.length !== 1) throw new UsageError("send needs exactly one target: --socket, --abstract, --fifo, --mq or --signal");
+  const value = (k: "socket" | "abstract" | "fifo" | "mq" | "signal"): string => {
+    const v = a[k];
+    if (typeof v !== "string" || v === "") throw new UsageError(`--${k} needs a non-empty value`);
+    return v;
+  };
+  let target: SendTarget;
+  switch (chosen[0]!) {
+    case "socket":
+      target = { kind: "socket", path: value("socket") };
+      break;
+    case "abstract":
+      target = { kind: "abstract", name: value("abstract").replace(/^@/, "") };
+      break;
+    case "fifo":
+      target = { kind: "fifo", path: value("fifo") };
+      break;
+    case "mq":
+      target = { kind: "mq", name: value("mq"), prio: integer(a.prio, "prio", 0, 0), wait: a.wait === true };
+      break;
+    case "signal": {
+      let sig: number;
+      try {
+        sig = parseSignal(value("signal"));
+      } catch (err) {
+        throw new UsageError(`--signal: ${(err as Error).message}`);
+      }
+      if (a.pid === undefined) throw new UsageError("--signal needs --pid <pid>");
+      target = { kind: "signal", sig, pid: integer(a.pid, "pid", 0, 1) };
+      break;
+    }
+  }
+  if (target.kind !== "mq" && (a.prio !== undefined || a.wait)) throw new UsageError("--prio and --wait go with --mq");
+  if (target.kind !== "signal" && a.pid !== undefined) throw new UsageError("--pid goes with --signal");
+  return { target, words };
+}
+
+const sendCmd = defineCommand({
+  meta: { name: "send", description: "Post one message (or stdin, line by line) to a postbox" },
+  args: sendArgs,
+  async run({ rawArgs }) {
+    const { target, words } = parseSend(rawArgs);
+    await send(target, words.length > 0 ? [words.join(" ")] : stdinLines());
+  },
 });
 
-const SUBCOMMANDS: Record<string, CommandDef<any>> = { serve };
+const main = defineCommand({
+  meta: { name: pkg.name, version: pkg.version, description: pkg.description },
+  subCommands: { serve, send: sendCmd },
+});
 
-async function usage(cmd: CommandDef<any>, parent?: CommandDef<any>): Promise<string> {
-  return renderUsage(cmd, parent);
+const SUBCOMMANDS: Record<string, CommandDef<any>> = { serve, send: sendCmd };
+
+/** `postbox --help` shows the commands and the default command's options; `postbox send --help` its own. */
+async function usage(name: string | null): Promise<string> {
+  if (name !== null) return renderUsage(SUBCOMMANDS[name]!, main);
+  const commands = await renderUsage(main);
+  const serveHelp = (await renderUsage(SUBCOMMANDS.serve!, main)).split("\n").slice(2).join("\n");
+  return `${commands}\n\n${serveHelp}`;
 }
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -183,7 +258,7 @@ export async function runCli(argv: string[]): Promise<number> {
     const cmd = SUBCOMMANDS[name]!;
     const rest = name === first ? argv.slice(1) : argv;
     if (rest.includes("--help") || rest.includes("-h") || (name !== first && (first === "--help" || first === "-h"))) {
-      process.stdout.write(`${await usage(name === first ? cmd : main, name === first ? main : undefined)}\n`);
+      process.stdout.write(`${await usage(name === first ? name : null)}\n`);
       return EXIT.ok;
     }
     await runCommand(cmd, { rawArgs: rest });

@@ -35,7 +35,11 @@ export function openMqueue(name: string, opts: MqueueOptions, trap: SignalTrap, 
   try {
     mqd = open(name, opts.mode).mqd;
   } catch (err) {
-    throw new PostboxError(`cannot open the message queue ${name}: ${reason(err)}`);
+    const why =
+      err instanceof SysError && err.code === "EMFILE"
+        ? "this user's message queues are at RLIMIT_MSGQUEUE (ulimit -q); remove unused ones (mount -t mqueue none /dev/mqueue to list them) or raise the limit"
+        : reason(err);
+    throw new PostboxError(`cannot open the message queue ${name}: ${why}`);
   }
   // An existing queue keeps the attributes it was made with: size the buffer from it.
   const buf = new Uint8Array(mqGetattr(mqd).msgsize);

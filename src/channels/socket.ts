@@ -38,6 +38,7 @@ export class SocketHub {
   private readonly conns = new Set<Client>();
   private readonly lingering = new Set<Client>();
   private lingerTimer: Timer | undefined;
+  private idleTimer: Timer | undefined;
   private refused = 0;
   private refusedTimer: Timer | undefined;
   /** Accepted past --max-connections, not read yet (the kernel holds what they sent). */
@@ -64,7 +65,6 @@ export class SocketHub {
           open: (s) => this.open(s, address),
           data: (s, chunk) => this.data(s, chunk),
           end: (s) => this.eof(s),
-          timeout: (s) => this.finish(s),
           close: (s) => this.finish(s),
           error: (s) => this.finish(s),
         },
@@ -95,6 +95,7 @@ export class SocketHub {
       s.terminate();
     }
     clearTimeout(this.lingerTimer);
+    clearTimeout(this.idleTimer);
     clearTimeout(this.refusedTimer);
     this.flushRefused();
   }
@@ -124,7 +125,6 @@ export class SocketHub {
       () => this.ctx.warn(`${sender.prefix.slice(0, -2)} sent a line longer than ${this.opts.maxMessage} bytes; delivered in pieces`),
     );
     s.data = { sender, framer, last: 0, halfClosed: false, closed: false };
-    if (this.opts.idleTimeout > 0) s.timeout(this.opts.idleTimeout);
     if (this.conns.size >= this.opts.maxConnections) {
       s.pause();
       this.waiting.add(s);
@@ -135,7 +135,33 @@ export class SocketHub {
       }
       return;
     }
+    this.admitted(s);
+  }
+
+  private admitted(s: Client): void {
+    s.data!.last = performance.now();
     this.conns.add(s);
+    if (this.opts.idleTimeout > 0) this.idleTimer ??= setTimeout(() => this.closeIdle(), this.opts.idleTimeout * 1000);
+  }
+
+  /**
+   * conns is kept in order of last activity (data moves a client to the end),
+   * so the idle ones are at the front and one timer serves them all.
+   */
+  private closeIdle(): void {
+    this.idleTimer = undefined;
+    const limit = this.opts.idleTimeout * 1000;
+    const now = performance.now();
+    for (const s of this.conns) {
+      const due = s.data!.last + limit;
+      if (due > now) {
+        this.idleTimer = setTimeout(() => this.closeIdle(), due - now + 1);
+        return;
+      }
+      this.ctx.warn(`${s.data!.sender.prefix.slice(0, -2)} idle for ${this.opts.idleTimeout} s; connection closed`);
+      this.finish(s);
+      s.end();
+    }
   }
 
   /** A slot is free: let the longest-waiting client in. */
@@ -143,7 +169,7 @@ export class SocketHub {
     for (const s of this.waiting) {
       if (this.conns.size >= this.opts.maxConnections) return;
       this.waiting.delete(s);
-      this.conns.add(s);
+      this.admitted(s);
       s.resume();
     }
   }
@@ -152,9 +178,10 @@ export class SocketHub {
     const c = s.data;
     if (!c || c.closed) return;
     c.framer.push(chunk);
-    if (this.opts.idleTimeout > 0) s.timeout(this.opts.idleTimeout);
+    c.last = performance.now();
+    this.conns.delete(s); // keep conns in order of activity (see closeIdle)
+    this.conns.add(s);
     if (this.opts.linger > 0 && !c.halfClosed) {
-      c.last = performance.now();
       this.lingering.add(s);
       this.lingerTimer ??= setTimeout(() => this.sweep(), this.opts.linger);
     }

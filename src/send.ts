@@ -1,0 +1,148 @@
+// postbox send: one client for every channel, for machines without nc, kill -q or mq_send.
+import { closeSync, constants, openSync, writeSync } from "node:fs";
+import { PostboxError, SysError, UsageError, errnoName, reason } from "./errors.ts";
+import { mqClose, mqGetattr, mqOpen, mqSend, O_NONBLOCK, O_WRONLY, sigqueue } from "./ffi/libc.ts";
+import { signalName } from "./signames.ts";
+
+export type SendTarget =
+  | { kind: "socket"; path: string }
+  | { kind: "abstract"; name: string }
+  | { kind: "fifo"; path: string }
+  | { kind: "mq"; name: string; prio: number; wait: boolean }
+  | { kind: "signal"; sig: number; pid: number };
+
+/** Hand every message to the kernel channel; throws PostboxError saying what failed. */
+export async function send(target: SendTarget, messages: AsyncIterable<string> | Iterable<string>): Promise<number> {
+  switch (target.kind) {
+    case "socket":
+    case "abstract":
+      return sendSocket(target.kind === "socket" ? target.path : `@${target.name}`, messages);
+    case "fifo":
+      return sendFifo(target.path, messages);
+    case "mq":
+      return sendMq(target, messages);
+    case "signal":
+      return sendSignal(target, messages);
+  }
+}
+
+async function sendSocket(address: string, messages: AsyncIterable<string> | Iterable<string>): Promise<number> {
+  const unix = address.startsWith("@") ? `\0${address.slice(1)}` : address;
+  let closed!: () => void;
+  const done = new Promise<void>((resolve) => (closed = resolve));
+  let socket;
+  try {
+    socket = await Bun.connect({ unix, socket: { data() {}, end: (s) => void s.end(), close: () => closed(), error: () => closed() } });
+  } catch (err) {
+    const hint = errnoName(err) === "ECONNREFUSED" || errnoName(err) === "ENOENT" ? "; is a postbox serving there?" : "";
+    throw new PostboxError(`cannot connect to ${address}: ${reason(err)}${hint}`);
+  }
+  let n = 0;
+  for await (const m of messages) {
+    // write() may take only part of a big message: keep going until it is all in the kernel.
+    let rest = Buffer.from(`${m}\n`);
+    while (rest.byteLength > 0) {
+      const w = socket.write(rest);
+      if (w < 0) throw new PostboxError(`cannot send to ${address}: the connection was closed`);
+      rest = rest.subarray(w);
+      if (rest.byteLength > 0) await Bun.sleep(1);
+    }
+    n++;
+  }
+  socket.flush();
+  socket.shutdown(); // EOF for the server; then wait until it has read everything and closed
+  await done;
+  return n;
+}
+
+async function sendFifo(path: string, messages: AsyncIterable<string> | Iterable<string>): Promise<number> {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    const why = errnoName(err) === "ENXIO" ? "no postbox is reading it" : reason(err);
+    throw new PostboxError(`cannot write to the fifo ${path}: ${why}`);
+  }
+  let n = 0;
+  try {
+    for await (const m of messages) {
+      // One write per line: lines up to PIPE_BUF arrive whole even among other writers.
+      const buf = Buffer.from(`${m}\n`);
+      for (let off = 0; off < buf.byteLength; ) {
+        try {
+          off += writeSync(fd, buf, off);
+        } catch (err) {
+          if (errnoName(err) === "EAGAIN") await Bun.sleep(1);
+          else throw new PostboxError(`cannot write to the fifo ${path}: ${reason(err)}`);
+        }
+      }
+      n++;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return n;
+}
+
+async function sendMq(t: { name: string; prio: number; wait: boolean }, messages: AsyncIterable<string> | Iterable<string>): Promise<number> {
+  let mqd: number;
+  try {
+    mqd = mqOpen(t.name, O_WRONLY | (t.wait ? 0 : O_NONBLOCK));
+  } catch (err) {
+    const why = err instanceof SysError && err.code === "ENOENT" ? "no such queue (is a postbox serving it?)" : reason(err);
+    throw new PostboxError(`cannot open the message queue ${t.name}: ${why}`);
+  }
+  let n = 0;
+  try {
+    const { msgsize } = mqGetattr(mqd);
+    for await (const m of messages) {
+      const buf = Buffer.from(m);
+      if (buf.byteLength > msgsize) throw new PostboxError(`cannot send to ${t.name}: message of ${buf.byteLength} bytes exceeds the queue's ${msgsize}`);
+      let sent: boolean;
+      try {
+        sent = mqSend(mqd, buf, t.prio);
+      } catch (err) {
+        throw new PostboxError(`cannot send to ${t.name}: ${reason(err)}`);
+      }
+      if (!sent) throw new PostboxError(`cannot send to ${t.name}: the queue is full (use --wait to block until there is room)`);
+      n++;
+    }
+  } finally {
+    mqClose(mqd);
+  }
+  return n;
+}
+
+async function sendSignal(t: { sig: number; pid: number }, messages: AsyncIterable<string> | Iterable<string>): Promise<number> {
+  let n = 0;
+  for await (const m of messages) {
+    const v = m.trim();
+    if (!/^-?\d+$/.test(v) || Number(v) > 2 ** 31 - 1 || Number(v) < -(2 ** 31))
+      throw new UsageError(`cannot send ${JSON.stringify(m)} by signal: the value must be a 32-bit integer`);
+    try {
+      sigqueue(t.pid, t.sig, Number(v));
+    } catch (err) {
+      const code = err instanceof SysError ? err.code : "";
+      const why = code === "ESRCH" ? "no such process" : code === "EPERM" ? "permission denied (another user's process)" : reason(err);
+      throw new PostboxError(`cannot send ${signalName(t.sig)} to pid ${t.pid}: ${why}`);
+    }
+    n++;
+  }
+  return n;
+}
+
+/** stdin, line by line (a last line without "\n" counts). */
+export async function* stdinLines(): AsyncIterable<string> {
+  const dec = new TextDecoder();
+  let rest = "";
+  for await (const chunk of Bun.stdin.stream()) {
+    rest += dec.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = rest.indexOf("\n")) !== -1) {
+      yield rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+    }
+  }
+  rest += dec.decode();
+  if (rest !== "") yield rest;
+}

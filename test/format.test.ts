@@ -1,0 +1,48 @@
+import { describe, expect, test } from "bun:test";
+import { fifoSender, jsonLine, signalSender, socketSender, writeMessage } from "../src/format.ts";
+import { Output } from "../src/output.ts";
+
+function text(body: Uint8Array | string, json = false, from = fifoSender("fifo")): string {
+  const out = new Output(-1, () => {});
+  writeMessage(out, json, from, typeof body === "string" ? new TextEncoder().encode(body) : body);
+  const s = Buffer.from(out.buf.subarray(0, out.len)).toString("utf8");
+  out.len = 0; // nothing is written to fd -1
+  return s;
+}
+
+describe("text lines", () => {
+  test("the SPEC's lines", () => {
+    expect(text("1")).toBe("fifo: 1\n");
+    expect(text("2", false, socketSender("socket", 781581, 10104, 10150))).toBe("socket[pid=781581,uid=10104,gid=10150]: 2\n");
+    expect(text("3", false, signalSender(781590, 10104, "SIGUSR1", 3, -1))).toBe("signal[pid=781590,uid=10104,sig=SIGUSR1]: 3\n");
+  });
+
+  test("control bytes are escaped, one message stays one line", () => {
+    expect(text("a\x00b\x1b[31mc\rd\te\nf\x7f")).toBe("fifo: a\\x00b\\x1b[31mc\\rd\\te\\nf\\x7f\n");
+  });
+
+  test("valid UTF-8 passes, invalid bytes and C1 controls are escaped", () => {
+    expect(text("grüße ☃ 🎅")).toBe("fifo: grüße ☃ 🎅\n");
+    expect(text(new Uint8Array([0x61, 0xff, 0xc3, 0x28, 0x62]))).toBe("fifo: a\\xff\\xc3(b\n");
+    expect(text(new Uint8Array([0xc2, 0x9b, 0x32, 0x4a]))).toBe("fifo: \\xc2\\x9b2J\n"); // CSI
+    expect(text(new Uint8Array([0xed, 0xa0, 0x80]))).toBe("fifo: \\xed\\xa0\\x80\n"); // surrogate
+    expect(text(new Uint8Array([0xe2, 0x82]))).toBe("fifo: \\xe2\\x82\n"); // truncated
+  });
+});
+
+describe("--json", () => {
+  test("fields, and msg_b64 only when the bytes are not UTF-8", () => {
+    const from = socketSender("socket", 1, 2, 3, "nc");
+    const rec = JSON.parse(jsonLine(from, new TextEncoder().encode("hi"), new Date(0)));
+    expect(rec).toEqual({ ts: "1970-01-01T00:00:00.000Z", channel: "socket", msg: "hi", pid: 1, uid: 2, gid: 3, comm: "nc", via: "socket" });
+    const bad = JSON.parse(jsonLine(from, new Uint8Array([0x61, 0xff])));
+    expect(bad.msg).toBe("a\\xff");
+    expect(Buffer.from(bad.msg_b64, "base64")).toEqual(Buffer.from([0x61, 0xff]));
+  });
+
+  test("no raw control character reaches the output", () => {
+    const line = jsonLine(fifoSender("fifo"), new TextEncoder().encode("\x1b\x7f\u009b\u2028"));
+    expect(line).not.toMatch(/[\x00-\x1f\x7f-\x9f\u2028]/);
+    expect(JSON.parse(line).msg).toBe("\x1b\x7f\u009b\u2028");
+  });
+});

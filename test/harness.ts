@@ -1,0 +1,154 @@
+// Test harness: temp dirs, the compiled binary started directly (never through
+// a wrapper), readiness by waiting for the banner, real clients, cleanup.
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
+import { mqRemove } from "./helpers/mq.ts";
+
+export const ROOT = resolve(import.meta.dir, "..");
+export const BIN = join(ROOT, "postbox");
+
+if (!existsSync(BIN)) {
+  const b = Bun.spawnSync([process.execPath, "build.ts"], { cwd: ROOT, stderr: "inherit" });
+  if (b.exitCode !== 0) throw new Error("cannot build ./postbox for the tests");
+}
+
+export function have(cmd: string): boolean {
+  return Bun.which(cmd) !== null;
+}
+
+/** A fresh directory, removed when disposed. */
+export function tempDir(prefix = "postbox-test-"): { path: string; [Symbol.dispose](): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+let mqCounter = 0;
+/** A message queue name no other test (or run) uses. */
+export function mqName(): string {
+  return `/pbtest_${process.pid}_${++mqCounter}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** Poll `cond` until it is truthy or the deadline passes (then throw with `what`). */
+export async function until<T>(cond: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await cond();
+    if (v) return v as NonNullable<T>;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(5);
+  }
+}
+
+/** Collects a byte stream into text as it arrives. */
+class Collector {
+  text = "";
+  done: Promise<void>;
+  constructor(stream: ReadableStream<Uint8Array>) {
+    const dec = new TextDecoder();
+    this.done = (async () => {
+      for await (const chunk of stream) this.text += dec.decode(chunk, { stream: true });
+    })();
+  }
+}
+
+export interface Running {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  pid: number;
+  dir: string;
+  stdout: Collector;
+  stderr: Collector;
+  /** Complete stdout lines so far. */
+  lines(): string[];
+  /** Wait until stdout has at least n lines; returns them. */
+  waitLines(n: number, timeoutMs?: number): Promise<string[]>;
+  waitStderr(re: RegExp, timeoutMs?: number): Promise<void>;
+  /** Send a signal and wait for the exit; returns everything it printed. */
+  stop(sig?: NodeJS.Signals): Promise<{ exitCode: number | null; stdout: string; stderr: string }>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Wait for the banner (default true). */
+  ready?: boolean;
+  env?: Record<string, string>;
+  /** Defaults keep every test on its own mq and off the default signals' way. */
+  raw?: boolean;
+}
+
+/** Start ./postbox in dir with args; by default with its own mq name and waiting for the banner. */
+export async function startPostbox(dir: string, args: string[] = [], opts: StartOptions = {}): Promise<Running> {
+  const own = opts.raw || args.some((a) => a === "--mq" || a === "--no-mq") ? null : mqName();
+  const argv = own === null ? args : ["--mq", own, ...args];
+  const proc = Bun.spawn([BIN, ...argv], {
+    cwd: dir,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...opts.env },
+  });
+  const stdout = new Collector(proc.stdout);
+  const stderr = new Collector(proc.stderr);
+  const r: Running = {
+    proc,
+    pid: proc.pid,
+    dir,
+    stdout,
+    stderr,
+    lines: () => stdout.text.split("\n").slice(0, -1),
+    async waitLines(n, timeoutMs = 10_000) {
+      await until(() => r.lines().length >= n || proc.exitCode !== null, `${n} lines on stdout`, timeoutMs);
+      if (r.lines().length < n)
+        throw new Error(`postbox exited (${proc.exitCode}) with ${r.lines().length}/${n} lines; stderr: ${stderr.text}`);
+      return r.lines();
+    },
+    async waitStderr(re, timeoutMs = 10_000) {
+      await until(() => re.test(stderr.text) || proc.exitCode !== null, `stderr ${re}`, timeoutMs);
+      if (!re.test(stderr.text)) throw new Error(`postbox exited (${proc.exitCode}) without ${re}; stderr: ${stderr.text}`);
+    },
+    async stop(sig = "SIGTERM") {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+      const exitCode = await proc.exited;
+      await Promise.all([stdout.done, stderr.done]);
+      return { exitCode, stdout: stdout.text, stderr: stderr.text };
+    },
+    async [Symbol.asyncDispose]() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      await proc.exited;
+      if (own !== null) mqRemove(own); // queues outlive processes and count against RLIMIT_MSGQUEUE
+    },
+  };
+  if (opts.ready !== false) await r.waitStderr(/Santas Postbox is open![^]*\n$/);
+  return r;
+}
+
+/** Run a shell command line (bash) in dir; resolves with its result. */
+export async function sh(dir: string, script: string, timeoutMs = 10_000) {
+  const p = Bun.spawn(["bash", "-c", script], { cwd: dir, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  return { stdout, stderr, exitCode };
+}
+
+/** Run ./postbox to completion (for usage errors and other short runs). */
+export async function runPostbox(dir: string, args: string[], env: Record<string, string> = {}) {
+  const p = Bun.spawn([BIN, ...args], { cwd: dir, stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, ...env } });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { stdout, stderr, exitCode };
+}
+
+/** Resident set size of a process in KiB (VmRSS), or VmHWM with peak = true. */
+export async function rssKiB(pid: number, peak = false): Promise<number> {
+  const status = await Bun.file(`/proc/${pid}/status`).text();
+  const m = new RegExp(`^${peak ? "VmHWM" : "VmRSS"}:\\s+(\\d+)`, "m").exec(status);
+  return m ? Number(m[1]) : -1;
+}
+
+/** utime + stime of a process, in clock ticks. */
+export async function cpuTicks(pid: number): Promise<number> {
+  const stat = await Bun.file(`/proc/${pid}/stat`).text();
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}

@@ -1,0 +1,90 @@
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BIN, mqName, runPostbox, sh, startPostbox, tempDir } from "./harness.ts";
+import { mqPut, mqRemove } from "./helpers/mq.ts";
+
+describe("lifecycle", () => {
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    test(`${sig}: what is buffered is delivered, fifo and socket removed, mq kept, exit 0`, async () => {
+      using dir = tempDir();
+      const mq = mqName();
+      try {
+        // a long quiet period: the unfinished line can only come out through the shutdown
+        await using pb = await startPostbox(dir.path, ["--mq", mq, "--linger", "60000"]);
+        await sh(dir.path, "printf 'complete\\npartial' > fifo");
+        await pb.waitLines(1);
+        const end = await pb.stop(sig);
+        expect(end.exitCode).toBe(0);
+        expect(end.stdout).toBe("fifo: complete\nfifo: partial\n");
+        expect(existsSync(join(dir.path, "fifo"))).toBe(false);
+        expect(existsSync(join(dir.path, "socket"))).toBe(false);
+        mqPut(mq, [["kept", 0]]); // the queue outlived the postbox
+      } finally {
+        mqRemove(mq);
+      }
+    });
+  }
+
+  test("stdout closed (EPIPE): clean exit 0, files removed", async () => {
+    using dir = tempDir();
+    const mq = mqName();
+    try {
+      const r = await sh(
+        dir.path,
+        `set -u
+        ( "${BIN}" --mq ${mq} --no-signals 2>err.txt; echo $? > rc.txt ) | head -n 1 > out.txt &
+        for i in $(seq 1 500); do [ -S socket ] && break; sleep 0.01; done
+        for i in $(seq 1 20); do "${BIN}" send --socket socket "m$i" || break; done
+        wait`,
+        20_000,
+      );
+      expect(r.exitCode).toBe(0);
+      expect(readFileSync(join(dir.path, "out.txt"), "utf8")).toMatch(/^socket\[.*\]: m1\n$/);
+      expect(readFileSync(join(dir.path, "rc.txt"), "utf8")).toBe("0\n");
+      expect(existsSync(join(dir.path, "socket"))).toBe(false);
+      expect(existsSync(join(dir.path, "fifo"))).toBe(false);
+    } finally {
+      mqRemove(mq);
+    }
+  });
+
+  test("usage errors: one line, exit 2, nothing created", async () => {
+    using dir = tempDir();
+    for (const args of [["--sockt", "x"], ["--signals", "HUP"], ["--mode", "12345"], ["bogus"]]) {
+      const r = await runPostbox(dir.path, args);
+      expect(r.exitCode).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toMatch(/^postbox: [^\n]+\nTry 'postbox --help' for the options.\n$/);
+    }
+    expect(existsSync(join(dir.path, "fifo")) || existsSync(join(dir.path, "socket"))).toBe(false);
+  });
+
+  test("--help lists every serve option; --version prints the version", async () => {
+    using dir = tempDir();
+    const help = await runPostbox(dir.path, ["--help"], { NO_COLOR: "1" });
+    expect(help.exitCode).toBe(0);
+    for (const opt of ["--fifo", "--socket", "--abstract", "--mq", "--signals", "--mode", "--json", "--max-message", "--max-connections", "--idle-timeout", "--linger", "--quiet", "--verbose"])
+      expect(help.stdout).toContain(opt);
+    const pkg = JSON.parse(readFileSync(join(import.meta.dir, "..", "package.json"), "utf8"));
+    expect(await runPostbox(dir.path, ["--version"])).toEqual({ exitCode: 0, stdout: `${pkg.version}\n`, stderr: "" });
+  });
+
+  test("--quiet: no banner, messages still on stdout", async () => {
+    using dir = tempDir();
+    const mq = mqName();
+    try {
+      const p = Bun.spawn([BIN, "--quiet", "--mq", mq], { cwd: dir.path, stdout: "pipe", stderr: "pipe" });
+      for (let i = 0; i < 500 && !existsSync(join(dir.path, "socket")); i++) await Bun.sleep(10);
+      expect((await runPostbox(dir.path, ["send", "--socket", "socket", "q"])).exitCode).toBe(0);
+      const reader = p.stdout.getReader();
+      const { value } = await reader.read();
+      expect(new TextDecoder().decode(value)).toMatch(/^socket\[.*\]: q\n$/);
+      p.kill("SIGTERM");
+      expect(await p.exited).toBe(0);
+      expect(await new Response(p.stderr).text()).toBe("");
+    } finally {
+      mqRemove(mq);
+    }
+  });
+});

@@ -1,0 +1,80 @@
+import { describe, expect, test } from "bun:test";
+import { mqName, runPostbox, startPostbox, tempDir } from "./harness.ts";
+import { mqMode, mqPut, mqRemove } from "./helpers/mq.ts";
+
+const only = ["--no-fifo", "--no-socket", "--no-signals"];
+
+/** A queue name removed after the test, whatever happens. */
+function queue(): { name: string; [Symbol.dispose](): void } {
+  const name = mqName();
+  return { name, [Symbol.dispose]: () => mqRemove(name) };
+}
+
+describe("message-queue channel", () => {
+  test("postbox send --mq from another process prints 'mqueue[prio=0]: 4'", async () => {
+    using dir = tempDir();
+    using q = queue();
+    await using pb = await startPostbox(dir.path, [...only, "--mq", q.name]);
+    expect(pb.stderr.text).toContain(`... by mq_send: postbox send --mq ${q.name} 4`);
+    expect((await runPostbox(dir.path, ["send", "--mq", q.name, "4"])).exitCode).toBe(0);
+    expect(await pb.waitLines(1)).toEqual(["mqueue[prio=0]: 4"]);
+  });
+
+  test("messages left while nobody read are delivered at start, in priority order", async () => {
+    using dir = tempDir();
+    using q = queue();
+    mqPut(q.name, [["low", 1], ["high", 9], ["mid", 5], ["mid2", 5]]);
+    await using pb = await startPostbox(dir.path, [...only, "--mq", q.name, "--json"]);
+    const recs = (await pb.waitLines(4)).map((l) => JSON.parse(l));
+    expect(recs.map((r) => [r.msg, r.prio])).toEqual([["high", 9], ["mid", 5], ["mid2", 5], ["low", 1]]);
+    expect(recs[0]).toMatchObject({ channel: "mqueue", via: q.name });
+  });
+
+  test("a burst larger than the queue (10 slots) arrives complete while the sender blocks", async () => {
+    using dir = tempDir();
+    using q = queue();
+    await using pb = await startPostbox(dir.path, [...only, "--mq", q.name]);
+    const lines = Array.from({ length: 3000 }, (_, i) => `m${i}`).join("\n");
+    const p = Bun.spawn([(await import("./harness.ts")).BIN, "send", "--mq", q.name, "--wait"], { stdin: new Blob([lines]) });
+    expect(await p.exited).toBe(0);
+    const got = await pb.waitLines(3000);
+    expect(got.map((l) => l.slice("mqueue[prio=0]: ".length))).toEqual(lines.split("\n"));
+  });
+
+  test("the queue is created with --mode exactly and kept at exit", async () => {
+    using dir = tempDir();
+    using q = queue();
+    const pb = await startPostbox(dir.path, [...only, "--mq", q.name, "--mode", "0640"]);
+    expect(mqMode(q.name)).toBe(0o640);
+    expect((await pb.stop()).exitCode).toBe(0);
+    await pb[Symbol.asyncDispose]();
+    mqPut(q.name, [["while down", 0]]);
+    await using again = await startPostbox(dir.path, [...only, "--mq", q.name]);
+    expect(await again.waitLines(1)).toEqual(["mqueue[prio=0]: while down"]);
+  });
+
+  test("a second reader of the same queue is refused; the first keeps serving", async () => {
+    using dir = tempDir();
+    using q = queue();
+    await using pb = await startPostbox(dir.path, [...only, "--mq", q.name]);
+    const second = await runPostbox(dir.path, [...only, "--mq", q.name]);
+    expect(second.exitCode).toBe(1);
+    expect(second.stderr).toBe(`postbox: cannot read the message queue ${q.name}: another process (a running postbox?) is already reading it\n`);
+    mqPut(q.name, [["first still", 2]]);
+    expect(await pb.waitLines(1)).toEqual(["mqueue[prio=2]: first still"]);
+  });
+
+  test("postbox send --mq: a missing queue and a full one are clear errors", async () => {
+    using dir = tempDir();
+    using q = queue();
+    expect(await runPostbox(dir.path, ["send", "--mq", q.name, "x"])).toMatchObject({
+      exitCode: 1,
+      stderr: `postbox: cannot open the message queue ${q.name}: no such queue (is a postbox serving it?)\n`,
+    });
+    mqPut(q.name, Array.from({ length: 10 }, (_, i) => [`f${i}`, 0] as [string, number]));
+    expect(await runPostbox(dir.path, ["send", "--mq", q.name, "x"])).toMatchObject({
+      exitCode: 1,
+      stderr: `postbox: cannot send to ${q.name}: the queue is full (use --wait to block until there is room)\n`,
+    });
+  });
+});

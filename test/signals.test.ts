@@ -1,0 +1,85 @@
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { runPostbox, startPostbox, tempDir, until } from "./harness.ts";
+
+const uid = process.getuid!();
+const only = ["--no-fifo", "--no-socket", "--no-mq"];
+
+async function run(cmd: string[]) {
+  const p = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe" });
+  const [stderr, exitCode] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  return { pid: p.pid, exitCode, stderr };
+}
+
+/** sigqueue burst from a separate process. */
+function burst(pid: number, sig: string, n: number) {
+  return run([process.execPath, join(import.meta.dir, "helpers", "sigburst.ts"), String(pid), sig, String(n)]);
+}
+
+describe("signal channel", () => {
+  test("/bin/kill -USR1 -q 3 PID: sender pid, uid, signal name and value", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, only);
+    expect(pb.stderr.text).toContain(`... by signal: /bin/kill -USR1 -q 3 ${pb.pid}`);
+    const k = await run(["/bin/kill", "-USR1", "-q", "3", String(pb.pid)]);
+    expect(k.exitCode).toBe(0);
+    expect(await pb.waitLines(1)).toEqual([`signal[pid=${k.pid},uid=${uid},sig=SIGUSR1]: 3`]);
+  });
+
+  test("plain /bin/kill -USR2: value 0; --json carries pid, uid, sig, value, code", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...only, "--json"]);
+    const k = await run(["/bin/kill", "-USR2", String(pb.pid)]);
+    const rec = JSON.parse((await pb.waitLines(1))[0]!);
+    expect(rec).toMatchObject({ channel: "signal", msg: "0", pid: k.pid, uid, sig: "SIGUSR2", value: 0, code: 0 });
+  });
+
+  test("5,000 queued RTMIN payloads arrive complete; the process stays alive", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...only, "--signals", "RTMIN,RTMIN+1"]);
+    const b = await burst(pb.pid, "RTMIN", 5000);
+    expect(b).toMatchObject({ exitCode: 0, stderr: "" });
+    const lines = await pb.waitLines(5000);
+    const values = new Set(lines.map((l) => Number(/sig=SIGRTMIN\]: (\d+)$/.exec(l)![1])));
+    expect(values.size).toBe(5000);
+    expect(Math.min(...values)).toBe(1);
+    expect(Math.max(...values)).toBe(5000);
+    expect(pb.stderr.text).not.toContain("lost");
+    await run([process.execPath, join(import.meta.dir, "helpers", "sigburst.ts"), String(pb.pid), "RTMIN+1", "1"]);
+    expect((await pb.waitLines(5001))[5000]).toMatch(/sig=SIGRTMIN\+1\]: 1$/);
+  });
+
+  test("a flood of SIGUSR1 (which the kernel coalesces) never kills it", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, only);
+    expect((await burst(pb.pid, "USR1", 3000)).exitCode).toBe(0);
+    await run(["/bin/kill", "-USR2", "-q", "7", String(pb.pid)]);
+    await until(() => pb.lines().some((l) => l.endsWith("sig=SIGUSR2]: 7")), "the USR2 sent after the flood");
+    expect(pb.proc.exitCode).toBeNull();
+    const usr1 = pb.lines().filter((l) => l.includes("sig=SIGUSR1"));
+    expect(usr1.length).toBeGreaterThanOrEqual(1);
+    expect(usr1.length).toBeLessThanOrEqual(3000);
+    expect((await pb.stop()).exitCode).toBe(0);
+  });
+
+  test("bad signal names are usage errors", async () => {
+    using dir = tempDir();
+    for (const s of ["HUP", "RTMIN+99", "KILL", "RTMAX+1"]) {
+      const r = await runPostbox(dir.path, ["--signals", s]);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(/^postbox: --signals: /);
+    }
+  });
+
+  test("postbox send --signal: value checked, unknown pid reported", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...only, "--signals", "RTMIN+2"]);
+    expect((await runPostbox(dir.path, ["send", "--signal", "RTMIN+2", "--pid", String(pb.pid), "-17"])).exitCode).toBe(0);
+    expect((await pb.waitLines(1))[0]).toMatch(/^signal\[pid=\d+,uid=\d+,sig=SIGRTMIN\+2\]: -17$/);
+    const big = await runPostbox(dir.path, ["send", "--signal", "RTMIN+2", "--pid", String(pb.pid), "4294967296"]);
+    expect(big.exitCode).toBe(2);
+    expect(big.stderr).toMatch(/32-bit integer/);
+    const gone = await runPostbox(dir.path, ["send", "--signal", "USR1", "--pid", "2147483647", "1"]);
+    expect(gone).toMatchObject({ exitCode: 1, stderr: "postbox: cannot send SIGUSR1 to pid 2147483647: no such process\n" });
+  });
+});

@@ -1,0 +1,208 @@
+import { describe, expect, test } from "bun:test";
+import { existsSync, lstatSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { have, rssKiB, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
+
+const uid = process.getuid!();
+const gid = process.getgid!();
+const onlyFlags = ["--no-fifo", "--no-signals"];
+
+/**
+ * A Bun client that writes `chunks` in turn, then (unless end: false) half-closes.
+ * `ended` resolves when the server half-closes, `closed` when the connection is gone.
+ */
+async function client(path: string, chunks: (string | Uint8Array)[], opts: { end?: boolean } = {}) {
+  let closed!: () => void;
+  let ended!: () => void;
+  const done = new Promise<void>((r) => (closed = r));
+  const serverEnded = new Promise<void>((r) => (ended = r));
+  const s = await Bun.connect({ unix: path, socket: { data() {}, close: () => closed(), end: () => ended() } });
+  for (const c of chunks) {
+    let rest = typeof c === "string" ? Buffer.from(c) : c;
+    while (rest.byteLength > 0) {
+      const w = s.write(rest);
+      rest = rest.subarray(Math.max(w, 0));
+      if (rest.byteLength > 0) await Bun.sleep(1);
+    }
+  }
+  if (opts.end !== false) s.shutdown();
+  return { socket: s, closed: done, ended: serverEnded };
+}
+
+describe("socket channel", () => {
+  test.skipIf(!have("nc"))("echo 2 | nc -U socket prints the sender's pid/uid/gid and returns promptly", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, onlyFlags);
+    expect(lstatSync(join(dir.path, "socket")).mode & 0o777).toBe(0o600);
+    const t0 = performance.now();
+    const r = await sh(dir.path, "echo 2 | nc -U socket & pid=$!; wait $pid; echo $pid");
+    const took = performance.now() - t0;
+    expect(r.exitCode).toBe(0);
+    expect(took).toBeLessThan(2000); // correctness bound (linger is 100 ms), not a speed target
+    const ncPid = Number(r.stdout.trim());
+    expect(await pb.waitLines(1)).toEqual([`socket[pid=${ncPid},uid=${uid},gid=${gid}]: 2`]);
+  });
+
+  test.skipIf(!have("nc"))("nc -N with many lines: all arrive in order on one connection", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, onlyFlags);
+    expect((await sh(dir.path, "seq 1 5000 | nc -N -U socket")).exitCode).toBe(0);
+    const lines = await pb.waitLines(5000);
+    expect(lines.map((l) => l.replace(/^socket\[[^\]]+\]: /, ""))).toEqual(Array.from({ length: 5000 }, (_, i) => String(i + 1)));
+    expect(new Set(lines.map((l) => l.slice(0, l.indexOf("]")))).size).toBe(1);
+  });
+
+  test("a client that pauses longer than --linger after a line still gets every line in (it may go on after the half-close)", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...onlyFlags, "--linger", "50"]);
+    const c = await client(join(dir.path, "socket"), ["first\n"], { end: false });
+    await pb.waitLines(1);
+    await c.ended; // the server half-closed after 50 ms of quiet
+    c.socket.write("sec");
+    c.socket.write("ond\nthird");
+    c.socket.shutdown();
+    await c.closed;
+    expect((await pb.waitLines(3)).map((l) => l.split(": ")[1])).toEqual(["first", "second", "third"]);
+  });
+
+  test("--linger 0 keeps a long-lived client open; its last line without newline comes at EOF", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...onlyFlags, "--linger", "0"]);
+    const c = await client(join(dir.path, "socket"), ["a\nb\n", "par"], { end: false });
+    await pb.waitLines(2);
+    expect(c.socket.readyState).toBe(1); // not half-closed by the server
+    c.socket.write("tial");
+    c.socket.shutdown();
+    await c.closed;
+    expect((await pb.waitLines(3))[2]).toBe(`socket[pid=${process.pid},uid=${uid},gid=${gid}]: partial`);
+  });
+
+  test("50 concurrent clients × 200 lines: every line once, per-connection order kept", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, onlyFlags);
+    const path = join(dir.path, "socket");
+    await Promise.all(
+      Array.from({ length: 50 }, async (_, k) => {
+        const body = Array.from({ length: 200 }, (_, i) => `c${k}-${i}\n`).join("");
+        const c = await client(path, [body]);
+        await c.closed;
+      }),
+    );
+    const lines = await pb.waitLines(50 * 200);
+    const per = new Map<string, number[]>();
+    for (const l of lines) {
+      const m = /: c(\d+)-(\d+)$/.exec(l)!;
+      per.set(m[1]!, [...(per.get(m[1]!) ?? []), Number(m[2])]);
+    }
+    expect(per.size).toBe(50);
+    for (const seq of per.values()) expect(seq).toEqual(Array.from({ length: 200 }, (_, i) => i));
+  });
+
+  test.skipIf(!have("socat"))("--abstract: socat ABSTRACT-CONNECT posts to @name", async () => {
+    using dir = tempDir();
+    const name = `pbtest-${process.pid}-${Date.now()}`;
+    await using pb = await startPostbox(dir.path, [...onlyFlags, "--no-socket", "--abstract", name]);
+    expect(pb.stderr.text).toContain(`... by socket: echo 2 | socat - ABSTRACT-CONNECT:${name}`);
+    expect((await sh(dir.path, `echo abs | socat - ABSTRACT-CONNECT:${name}`)).exitCode).toBe(0);
+    expect((await pb.waitLines(1))[0]).toMatch(/^socket\[pid=\d+,uid=\d+,gid=\d+\]: abs$/);
+    expect((await runPostbox(dir.path, ["send", "--abstract", name, "via send"])).exitCode).toBe(0);
+    expect((await pb.waitLines(2))[1]).toMatch(/: via send$/);
+  });
+
+  test("control bytes and invalid UTF-8 are escaped; --json carries comm and msg_b64", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...onlyFlags, "--json"]);
+    const c = await client(join(dir.path, "socket"), [new Uint8Array([0x61, 0x1b, 0x5b, 0x32, 0x4a, 0x00, 0xff, 0x0a]), "plain\n"]);
+    await c.closed;
+    const [bad, plain] = (await pb.waitLines(2)).map((l) => JSON.parse(l));
+    expect(bad).toMatchObject({ channel: "socket", msg: "a\\x1b[2J\\x00\\xff", pid: process.pid, uid, gid, via: "socket" });
+    expect(Buffer.from(bad.msg_b64, "base64")).toEqual(Buffer.from([0x61, 0x1b, 0x5b, 0x32, 0x4a, 0x00, 0xff]));
+    expect(plain.msg).toBe("plain");
+    expect(plain.msg_b64).toBeUndefined();
+    expect(typeof plain.comm).toBe("string");
+    expect(new Date(plain.ts).getTime()).toBeGreaterThan(0);
+  });
+
+  test("a 64 MiB line without newline: delivered in --max-message pieces, memory stays bounded", async () => {
+    using dir = tempDir();
+    const out = join(dir.path, "out.txt");
+    const pb = Bun.spawn([(await import("./harness.ts")).BIN, ...onlyFlags, "--no-mq"], {
+      cwd: dir.path,
+      stdout: Bun.file(out),
+      stderr: "pipe",
+    });
+    try {
+      await until(() => existsSync(join(dir.path, "socket")), "the socket");
+      const piece = new Uint8Array(1 << 20).fill(0x78);
+      const c = await client(join(dir.path, "socket"), Array.from({ length: 64 }, () => piece));
+      await c.closed;
+      await until(() => Bun.file(out).size >= 64 * (1 << 20), "64 MiB of output", 30_000);
+      const peak = await rssKiB(pb.pid, true);
+      pb.kill("SIGTERM");
+      expect(await pb.exited).toBe(0);
+      const text = readFileSync(out, "latin1").split("\n");
+      expect(text.length - 1).toBe(1024); // 64 MiB / 65536
+      expect(text.slice(0, -1).every((l) => l.length === 65536 + l.indexOf(": ") + 2)).toBe(true);
+      expect(peak).toBeLessThan(200 * 1024);
+      expect(await new Response(pb.stderr).text()).toMatch(/longer than 65536 bytes; delivered in pieces/);
+    } finally {
+      pb.kill("SIGKILL");
+    }
+  });
+
+  test("a stale socket file is replaced; a live postbox's socket is refused and keeps serving", async () => {
+    using dir = tempDir();
+    const first = await startPostbox(dir.path, onlyFlags);
+    first.proc.kill("SIGKILL"); // leaves its socket file behind
+    await first.proc.exited;
+    await first[Symbol.asyncDispose]();
+    expect(lstatSync(join(dir.path, "socket")).isSocket()).toBe(true);
+    await using live = await startPostbox(dir.path, onlyFlags);
+    const second = await runPostbox(dir.path, [...onlyFlags, "--no-mq"]);
+    expect(second.exitCode).toBe(1);
+    expect(second.stderr).toBe(
+      `postbox: cannot listen on socket: another postbox is serving it (pid ${live.pid}); stop it or choose another --socket\n`,
+    );
+    await (await client(join(dir.path, "socket"), ["still here\n"])).closed;
+    expect((await live.waitLines(1))[0]).toMatch(/: still here$/);
+  });
+
+  test("a regular file at the socket path is refused and untouched", async () => {
+    using dir = tempDir();
+    writeFileSync(join(dir.path, "socket"), "precious");
+    const r = await runPostbox(dir.path, [...onlyFlags, "--no-mq"]);
+    expect(r).toEqual({
+      exitCode: 1,
+      stdout: "",
+      stderr: "postbox: cannot listen on socket: a regular file is in the way (remove it or choose --socket elsewhere)\n",
+    });
+    expect(readFileSync(join(dir.path, "socket"), "utf8")).toBe("precious");
+  });
+
+  test("--max-connections: extra clients wait (warned) and get in when a slot frees", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...onlyFlags, "--max-connections", "2", "--linger", "0"]);
+    const path = join(dir.path, "socket");
+    const a = await client(path, ["a\n"], { end: false });
+    const b = await client(path, ["b\n"], { end: false });
+    await pb.waitLines(2);
+    const c = await client(path, ["c\n"]);
+    await pb.waitStderr(/--max-connections 2 reached/);
+    expect(pb.lines()).toHaveLength(2);
+    a.socket.shutdown();
+    await a.closed;
+    await c.closed;
+    expect((await pb.waitLines(3))[2]).toMatch(/: c$/);
+    b.socket.shutdown();
+    await b.closed;
+  });
+
+  test("--idle-timeout closes a silent client", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...onlyFlags, "--idle-timeout", "1"]);
+    const c = await client(join(dir.path, "socket"), [], { end: false });
+    await c.ended; // resolves only when the server gives up on it
+    await pb.waitStderr(/idle for 1 s; connection closed/);
+    expect(pb.proc.exitCode).toBeNull();
+  });
+});
