@@ -25,9 +25,16 @@ export function tempDir(prefix = "postbox-test-"): { path: string; [Symbol.dispo
 }
 
 let mqCounter = 0;
-/** A message queue name no other test (or run) uses. */
+const mqNames = new Set<string>();
+// Safety net: queues outlive processes and count against RLIMIT_MSGQUEUE, so even
+// a test that failed half-way must not leave one behind.
+process.on("exit", () => mqNames.forEach(mqRemove));
+
+/** A message queue name no other test (or run) uses; removed at the latest when the test run ends. */
 export function mqName(): string {
-  return `/pbtest_${process.pid}_${++mqCounter}_${Math.random().toString(36).slice(2, 8)}`;
+  const name = `/pbtest_${process.pid}_${++mqCounter}_${Math.random().toString(36).slice(2, 8)}`;
+  mqNames.add(name);
+  return name;
 }
 
 /** Poll `cond` until it is truthy or the deadline passes (then throw with `what`). */
