@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mqName, runPostbox, startPostbox, tempDir } from "./harness.ts";
+import { BIN, mqName, runPostbox, startPostbox, tempDir } from "./harness.ts";
 import { mqMode, mqPut, mqRemove } from "./helpers/mq.ts";
 
 const only = ["--no-fifo", "--no-socket", "--no-signals"];
@@ -15,7 +15,7 @@ describe("message-queue channel", () => {
     using dir = tempDir();
     using q = queue();
     await using pb = await startPostbox(dir.path, [...only, "--mq", q.name]);
-    expect(pb.stderr.text).toContain(`... by mq_send: postbox send --mq ${q.name} 4`);
+    expect(pb.stderr.text).toContain(`... by mq_send: ${BIN} send --mq ${q.name} 4`);
     expect((await runPostbox(dir.path, ["send", "--mq", q.name, "4"])).exitCode).toBe(0);
     expect(await pb.waitLines(1)).toEqual(["mqueue[prio=0]: 4"]);
   });

@@ -6,6 +6,7 @@ import { PostboxError, SysError, reason } from "../errors.ts";
 import { mqClose, mqGetattr, mqNotifySignal, mqOpen, mqReceive, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY } from "../ffi/libc.ts";
 import { mqueueSender } from "../format.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
+import { selfCommand } from "../self.ts";
 import type { SignalTrap } from "./signals.ts";
 
 const SI_MESGQ = -3;
@@ -81,7 +82,7 @@ export function openMqueue(name: string, opts: MqueueOptions, trap: SignalTrap, 
 
   return {
     kind: "mqueue",
-    where: `postbox send --mq ${name} 4`,
+    where: `${selfCommand()} send --mq ${name} 4`,
     close() {
       if (!serving) return;
       serving = false;
