@@ -3,6 +3,7 @@
 // Nothing here opens a channel; the postbox module does.
 import { defineCommand, parseArgs, renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
 import pkg from "../package.json" with { type: "json" };
+import { listenFds, type ActivatedFd } from "./activation.ts";
 import { EXIT, PostboxError, UsageError } from "./errors.ts";
 import { log, setVerbosity, type Verbosity } from "./log.ts";
 import { openPostbox, type Postbox } from "./postbox.ts";
@@ -22,6 +23,7 @@ const serveArgs = {
   },
   mode: { type: "string", valueHint: "octal", description: "Permissions of fifo, socket and mq [0600]" },
   json: { type: "boolean", description: "One JSON object per message (NDJSON) instead of text" },
+  store: { type: "string", valueHint: "file", description: "Also append every message to file as NDJSON, fsynced (SIGHUP reopens it)" },
   "max-message": { type: "string", valueHint: "bytes", description: `Longer lines are delivered in pieces [${DEFAULTS.maxMessage}]` },
   "max-connections": { type: "string", valueHint: "n", description: `Socket clients at once [${DEFAULTS.maxConnections}]` },
   "idle-timeout": { type: "string", valueHint: "s", description: `Close silent socket clients after s seconds, 0 = never [${DEFAULTS.idleTimeout}]` },
@@ -101,7 +103,7 @@ function pathOption(value: unknown, flag: string, dflt: string): string | null {
 }
 
 /** argv (after "serve") → checked ServeOptions. Pure but for the libc's SIGRTMIN lookup. */
-export function parseServe(raw: string[]): ServeOptions {
+export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeOptions {
   checkFlags(raw, serveArgs);
   const a = parseArgs<typeof serveArgs>(raw, serveArgs);
   const modeText = a.mode ?? "0600";
@@ -133,9 +135,12 @@ export function parseServe(raw: string[]): ServeOptions {
     maxConnections: integer(a["max-connections"], "max-connections", DEFAULTS.maxConnections, 1),
     idleTimeout: seconds(a["idle-timeout"], "idle-timeout", DEFAULTS.idleTimeout),
     linger: integer(a.linger, "linger", DEFAULTS.linger, 0),
+    store: a.store === undefined ? null : pathOption(a.store, "store", ""),
+    activated,
     verbosity,
   };
-  if (opts.fifo === null && opts.socket === null && opts.abstract === null && opts.mq === null && opts.signals.length === 0)
+  const none = opts.fifo === null && opts.socket === null && opts.abstract === null && opts.mq === null;
+  if (none && opts.signals.length === 0 && activated.length === 0)
     throw new UsageError("every channel is turned off: nothing to serve");
   return opts;
 }
@@ -158,10 +163,12 @@ const serve = defineCommand({
   meta: { name: "serve", description: "Open the postbox (the default command)" },
   args: serveArgs,
   async run({ rawArgs }) {
-    const opts = parseServe(rawArgs);
+    const opts = parseServe(rawArgs, listenFds());
     setVerbosity(opts.verbosity);
     const signalled = shutdownSignal();
-    const box = await openPostbox(opts);
+    let box: Postbox | undefined;
+    process.on("SIGHUP", () => box?.reopenStore()); // log rotation; a hangup never kills the postbox
+    box = await openPostbox(opts);
     banner(box);
     const why = await Promise.race([signalled, box.stopped]);
     log.debug(`closing: ${why}`);

@@ -126,13 +126,9 @@ export function jsonLine(from: Sender, body: Uint8Array, now = new Date()): stri
     : line;
 }
 
-/** Append one message to the output in the chosen format. */
-export function writeMessage(out: Output, json: boolean, from: Sender, body: Uint8Array): void {
-  if (json) out.utf8(jsonLine(from, body));
-  else {
-    out.ascii(from.prefix);
-    writeEscaped(out, body);
-  }
+/** Append one text line for the message. */
+export function writeText(out: Output, from: Sender, body: Uint8Array): void {
+  out.ascii(from.prefix);
+  writeEscaped(out, body);
   out.ascii("\n");
-  out.commit();
 }

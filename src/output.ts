@@ -14,9 +14,11 @@ export class Output {
   private closed = false;
 
   /** onClosed runs once when the reader has gone (EPIPE) or the fd fails for good. */
+  /** `before` runs ahead of every write to fd (the store is written before stdout). */
   constructor(
     private readonly fd: number,
     private readonly onClosed: (err: unknown) => void,
+    private readonly before?: () => void,
   ) {}
 
   /** Make room for n more bytes. */
@@ -55,6 +57,7 @@ export class Output {
   }
 
   flush(): void {
+    this.before?.();
     let off = 0;
     while (off < this.len && !this.closed) {
       try {

@@ -6,7 +6,10 @@ import { openSignals, SignalTrap } from "./channels/signals.ts";
 import { SocketHub } from "./channels/socket.ts";
 import { rtSignalRange } from "./ffi/libc.ts";
 import { reason } from "./errors.ts";
-import { writeMessage } from "./format.ts";
+import { jsonLine, writeText } from "./format.ts";
+import { Store } from "./store.ts";
+import { adoptFifo } from "./channels/fifo.ts";
+import { adoptMqueue } from "./channels/mqueue.ts";
 import { log } from "./log.ts";
 import { Output } from "./output.ts";
 import type { ChannelContext, ChannelHandle, ServeOptions } from "./types.ts";
@@ -19,17 +22,26 @@ export interface Postbox {
   readonly stopped: Promise<string>;
   /** Deliver what is buffered, flush stdout, remove what we created. Safe to call twice. */
   close(): Promise<void>;
+  /** SIGHUP: reopen the --store file (log rotation). */
+  reopenStore(): void;
 }
 
 export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   let stop!: (why: string) => void;
   const stopped = new Promise<string>((resolve) => (stop = resolve));
-  const out = new Output(1, (err) => stop(`stdout closed (${reason(err)})`));
+  const store = opts.store === null ? null : new Store(opts.store, (level, message) => log[level](message));
+  const out = new Output(1, (err) => stop(`stdout closed (${reason(err)})`), store ? () => store.flush() : undefined);
   let delivered = 0;
   const ctx: ChannelContext = {
     deliver(from, body) {
       delivered++;
-      writeMessage(out, opts.json, from, body);
+      if (opts.json || store) {
+        const line = jsonLine(from, body);
+        store?.append(line);
+        if (opts.json) out.utf8(line + "\n");
+        else writeText(out, from, body);
+      } else writeText(out, from, body);
+      out.commit();
     },
     warn: (message) => log.warn(message),
   };
@@ -42,7 +54,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
       maxConnections: opts.maxConnections,
       idleTimeout: opts.idleTimeout,
       linger: opts.linger,
-      withComm: opts.json,
+      withComm: opts.json || opts.store !== null,
     },
     ctx,
   );
@@ -62,17 +74,31 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
         }
       }
       out.flush();
+      try {
+        store?.close();
+      } catch (err) {
+        failures.push(`the store: ${reason(err)}`);
+      }
       for (const f of failures) log.error(`while closing ${f}`);
     })());
 
+  // A channel passed by systemd replaces the one we would open ourselves.
+  const passed = (kind: "socket" | "fifo" | "mqueue") => opts.activated.filter((a) => a.kind === kind);
+  const fifoOpts = { mode: opts.mode, maxMessage: opts.maxMessage, quiet: opts.linger || 100 };
+  const wantMq = opts.mq !== null || passed("mqueue").length > 0;
   try {
-    if (opts.fifo !== null)
-      channels.push(openFifo(opts.fifo, { mode: opts.mode, maxMessage: opts.maxMessage, quiet: opts.linger || 100 }, ctx));
-    if (opts.socket !== null) channels.push(await hub.listen(opts.socket));
+    for (const a of passed("fifo")) channels.push(adoptFifo(a.fd, a.name, fifoOpts, ctx));
+    if (opts.fifo !== null && passed("fifo").length === 0) channels.push(openFifo(opts.fifo, fifoOpts, ctx));
+    for (const a of passed("socket")) channels.push(hub.adopt(a.fd, a.name));
+    if (opts.socket !== null && passed("socket").length === 0) channels.push(await hub.listen(opts.socket));
     if (opts.abstract !== null) channels.push(await hub.listen(`@${opts.abstract}`));
-    if (opts.mq !== null || opts.signals.length > 0) trap = openTrap(opts, ctx);
-    if (trap && opts.mq !== null)
-      channels.push(openMqueue(opts.mq, { mode: opts.mode, notifySignal: notifySignal(opts.signals) }, trap, ctx));
+    if (wantMq || opts.signals.length > 0) trap = openTrap(opts, wantMq, ctx);
+    if (trap && wantMq) {
+      const mqOpts = { mode: opts.mode, notifySignal: notifySignal(opts.signals) };
+      const adopted = passed("mqueue")[0];
+      if (adopted) channels.push(adoptMqueue(adopted.fd, adopted.name, mqOpts, trap, ctx));
+      else if (opts.mq !== null) channels.push(openMqueue(opts.mq, mqOpts, trap, ctx));
+    }
     // Last: the banner (with our PID) comes only after every handler is installed.
     if (trap && opts.signals.length > 0) channels.push(openSignals(trap, opts.signals, ctx));
   } catch (err) {
@@ -87,15 +113,24 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     },
     stopped,
     close,
+    reopenStore() {
+      if (!store) return;
+      try {
+        store.reopen();
+        log.info(`reopened the store ${store.path}`);
+      } catch (err) {
+        log.error(`${(err as Error).message}; still writing to the old file`);
+      }
+    },
   };
 }
 
 /** The signal trap, or (when it cannot be built here) undefined and the mq/signal channels skipped with an error. */
-function openTrap(opts: ServeOptions, ctx: ChannelContext): SignalTrap | undefined {
+function openTrap(opts: ServeOptions, wantMq: boolean, ctx: ChannelContext): SignalTrap | undefined {
   try {
     return SignalTrap.open(ctx);
   } catch (err) {
-    const off = [opts.signals.length > 0 ? "signal" : "", opts.mq !== null ? "message-queue" : ""].filter(Boolean);
+    const off = [opts.signals.length > 0 ? "signal" : "", wantMq ? "message-queue" : ""].filter(Boolean);
     log.error(`${(err as Error).message}; the ${off.join(" and ")} channel${off.length > 1 ? "s are" : " is"} off`);
     return undefined;
   }

@@ -1,4 +1,5 @@
 import type { Sender } from "./format.ts";
+import type { ActivatedFd } from "./activation.ts";
 import type { Verbosity } from "./log.ts";
 
 /** Everything `postbox serve` needs, parsed and checked; the core never sees argv. */
@@ -24,6 +25,10 @@ export interface ServeOptions {
   idleTimeout: number;
   /** Quiet ms after a complete line before the socket is half-closed, 0 = never. [100] */
   linger: number;
+  /** Also append every message as NDJSON to this file, durably. [off] */
+  store: string | null;
+  /** Fds passed by systemd socket activation; each replaces the channel of its kind. */
+  activated: ActivatedFd[];
   verbosity: Verbosity;
 }
 

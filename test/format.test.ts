@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { fifoSender, jsonLine, signalSender, socketSender, writeMessage } from "../src/format.ts";
+import { fifoSender, jsonLine, signalSender, socketSender, writeText } from "../src/format.ts";
 import { Output } from "../src/output.ts";
 
-function text(body: Uint8Array | string, json = false, from = fifoSender("fifo")): string {
+function text(body: Uint8Array | string, from = fifoSender("fifo")): string {
   const out = new Output(-1, () => {});
-  writeMessage(out, json, from, typeof body === "string" ? new TextEncoder().encode(body) : body);
+  writeText(out, from, typeof body === "string" ? new TextEncoder().encode(body) : body);
   const s = Buffer.from(out.buf.subarray(0, out.len)).toString("utf8");
   out.len = 0; // nothing is written to fd -1
   return s;
@@ -13,8 +13,8 @@ function text(body: Uint8Array | string, json = false, from = fifoSender("fifo")
 describe("text lines", () => {
   test("the SPEC's lines", () => {
     expect(text("1")).toBe("fifo: 1\n");
-    expect(text("2", false, socketSender("socket", 781581, 10104, 10150))).toBe("socket[pid=781581,uid=10104,gid=10150]: 2\n");
-    expect(text("3", false, signalSender(781590, 10104, "SIGUSR1", 3, -1))).toBe("signal[pid=781590,uid=10104,sig=SIGUSR1]: 3\n");
+    expect(text("2", socketSender("socket", 781581, 10104, 10150))).toBe("socket[pid=781581,uid=10104,gid=10150]: 2\n");
+    expect(text("3", signalSender(781590, 10104, "SIGUSR1", 3, -1))).toBe("signal[pid=781590,uid=10104,sig=SIGUSR1]: 3\n");
   });
 
   test("control bytes are escaped, one message stays one line", () => {

@@ -4,7 +4,7 @@
 import { chmodSync, closeSync, constants, openSync, unlinkSync } from "node:fs";
 import { claimFifoPath } from "../endpoint.ts";
 import { PostboxError, reason } from "../errors.ts";
-import { mknod, S_IFIFO } from "../ffi/libc.ts";
+import { mknod, S_IFIFO, setNonBlocking } from "../ffi/libc.ts";
 import { fifoSender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -35,7 +35,22 @@ export function openFifo(path: string, opts: FifoOptions, ctx: ChannelContext): 
     if (created) unlinkSync(path);
     throw new PostboxError(`cannot open the fifo ${path}: ${reason(err)}`);
   }
+  return serveFifo(fd, path, opts, ctx, () => {
+    if (created) unlinkSync(path);
+  });
+}
 
+/** A FIFO passed by systemd (ListenFIFO=): read it, and leave the file alone. */
+export function adoptFifo(fd: number, name: string, opts: FifoOptions, ctx: ChannelContext): ChannelHandle {
+  try {
+    setNonBlocking(fd);
+  } catch (err) {
+    throw new PostboxError(`cannot use the passed fifo ${name}: ${reason(err)}`);
+  }
+  return serveFifo(fd, name, opts, ctx, () => {});
+}
+
+function serveFifo(fd: number, path: string, opts: FifoOptions, ctx: ChannelContext, remove: () => void): ChannelHandle {
   const sender = fifoSender(path);
   const framer = new LineFramer(
     opts.maxMessage,
@@ -64,7 +79,7 @@ export function openFifo(path: string, opts: FifoOptions, ctx: ChannelContext): 
       reader.stop();
       clearTimeout(quietTimer);
       framer.flush();
-      if (created) unlinkSync(path);
+      remove();
       closeSync(fd);
     },
   };

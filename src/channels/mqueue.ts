@@ -3,7 +3,7 @@
 // lands in the empty queue; then we re-arm first and drain until EAGAIN.
 import { fchmodSync } from "node:fs";
 import { PostboxError, SysError, reason } from "../errors.ts";
-import { mqClose, mqGetattr, mqNotifySignal, mqOpen, mqReceive, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY } from "../ffi/libc.ts";
+import { mqClose, mqGetattr, mqNotifySignal, mqOpen, mqReceive, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking } from "../ffi/libc.ts";
 import { mqueueSender } from "../format.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { selfCommand } from "../self.ts";
@@ -19,22 +19,23 @@ export interface MqueueOptions {
   notifySignal: number;
 }
 
-function open(name: string, mode: number): { mqd: number; created: boolean } {
+/** Open the queue, creating it with exactly `mode` when it does not exist. */
+function open(name: string, mode: number): number {
   try {
     const mqd = mqOpen(name, O_RDONLY | O_NONBLOCK | O_CREAT | O_EXCL, mode);
     // mq_open's mode is narrowed by the umask; the queue must have exactly --mode.
     fchmodSync(mqd, mode);
-    return { mqd, created: true };
+    return mqd;
   } catch (err) {
     if (!(err instanceof SysError && err.code === "EEXIST")) throw err;
   }
-  return { mqd: mqOpen(name, O_RDONLY | O_NONBLOCK), created: false };
+  return mqOpen(name, O_RDONLY | O_NONBLOCK);
 }
 
 export function openMqueue(name: string, opts: MqueueOptions, trap: SignalTrap, ctx: ChannelContext): ChannelHandle {
   let mqd: number;
   try {
-    mqd = open(name, opts.mode).mqd;
+    mqd = open(name, opts.mode);
   } catch (err) {
     const why =
       err instanceof SysError && err.code === "EMFILE"
@@ -42,7 +43,20 @@ export function openMqueue(name: string, opts: MqueueOptions, trap: SignalTrap, 
         : reason(err);
     throw new PostboxError(`cannot open the message queue ${name}: ${why}`);
   }
-  // An existing queue keeps the attributes it was made with: size the buffer from it.
+  return serveMqueue(mqd, name, opts, trap, ctx);
+}
+
+/** A queue passed by systemd (ListenMessageQueue=): its descriptor is already open. */
+export function adoptMqueue(mqd: number, name: string, opts: MqueueOptions, trap: SignalTrap, ctx: ChannelContext): ChannelHandle {
+  try {
+    setNonBlocking(mqd); // mq_receive must answer EAGAIN, never wait
+  } catch (err) {
+    throw new PostboxError(`cannot use the passed message queue ${name}: ${reason(err)}`);
+  }
+  return serveMqueue(mqd, name, opts, trap, ctx);
+}
+
+function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: SignalTrap, ctx: ChannelContext): ChannelHandle {  // An existing queue keeps the attributes it was made with: size the buffer from it.
   const buf = new Uint8Array(mqGetattr(mqd).msgsize);
   const prio = new Uint32Array(1);
   let serving = true;

@@ -4,7 +4,7 @@ import { chmodSync, readFileSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
 import { claimSocketPath } from "../endpoint.ts";
 import { PostboxError, reason } from "../errors.ts";
-import { peerCred } from "../ffi/libc.ts";
+import { peerCred, unixSocketName } from "../ffi/libc.ts";
 import { socketSender, type Sender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -59,16 +59,7 @@ export class SocketHub {
     // The socket file is born with the mode it keeps: no window where it is wider.
     const umask = process.umask(0o777 & ~this.opts.mode);
     try {
-      listener = Bun.listen<Conn | undefined>({
-        unix,
-        socket: {
-          open: (s) => this.open(s, address),
-          data: (s, chunk) => this.data(s, chunk),
-          end: (s) => this.eof(s),
-          close: (s) => this.finish(s),
-          error: (s) => this.finish(s),
-        },
-      });
+      listener = Bun.listen<Conn | undefined>({ unix, socket: this.handlers(address) });
     } catch (err) {
       const hint = abstract ? "choose another --abstract name" : "check the directory and its permissions";
       throw new PostboxError(`cannot listen on ${address}: ${reason(err)}; ${hint}`);
@@ -85,6 +76,46 @@ export class SocketHub {
         open = false;
         listener.stop(true); // also removes the socket file
       },
+    };
+  }
+
+  /** A listening socket passed by systemd (ListenStream=): serve it, never unlink anything. */
+  adopt(fd: number, name: string): ChannelHandle {
+    // Bun.listen({ fd }) exists at runtime (adopts a listening fd) but is missing from the typings.
+    const listenFd = Bun.listen as unknown as (o: { fd: number; socket: ReturnType<SocketHub["handlers"]> }) => { stop(closeActive?: boolean): void };
+    let bound = "";
+    try {
+      bound = unixSocketName(fd);
+    } catch {
+      // unnamed: the banner and the via field fall back to the fd name
+    }
+    let listener: { stop(closeActive?: boolean): void };
+    try {
+      listener = listenFd({ fd, socket: this.handlers(bound || name) });
+    } catch (err) {
+      throw new PostboxError(`cannot listen on the passed socket ${name}: ${reason(err)}`);
+    }
+    let open = true;
+    return {
+      kind: "socket",
+      where: bound.startsWith("@")
+        ? `echo 2 | socat - ABSTRACT-CONNECT:${bound.slice(1)}`
+        : `echo 2 | nc -U ${bound || `<the socket passed as ${name}>`}`,
+      close: () => {
+        if (!open) return;
+        open = false;
+        listener.stop(true);
+      },
+    };
+  }
+
+  private handlers(via: string) {
+    return {
+      open: (s: Client) => this.open(s, via),
+      data: (s: Client, chunk: Uint8Array) => this.data(s, chunk),
+      end: (s: Client) => this.eof(s),
+      close: (s: Client) => this.finish(s),
+      error: (s: Client) => this.finish(s),
     };
   }
 

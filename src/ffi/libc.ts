@@ -9,7 +9,9 @@ const { i32, u32, u64, i64, ptr } = FFIType;
 const symbols = {
   __errno_location: { args: [], returns: ptr },
   mknod: { args: [ptr, u32, u64], returns: i32 },
+  fcntl: { args: [i32, i32, i32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
+  getsockname: { args: [i32, ptr, ptr], returns: i32 },
   __libc_current_sigrtmin: { args: [], returns: i32 },
   __libc_current_sigrtmax: { args: [], returns: i32 },
   sigqueue: { args: [i32, i32, i64], returns: i32 },
@@ -57,6 +59,15 @@ export function mknod(path: string, mode: number): void {
   if (c().mknod(cstr(path), mode, 0) !== 0) fail("mknod", path);
 }
 
+const F_GETFL = 3;
+const F_SETFL = 4;
+
+/** Make an inherited fd non-blocking (the event loop must never block on it). */
+export function setNonBlocking(fd: number): void {
+  const flags = c().fcntl(fd, F_GETFL, 0);
+  if (flags < 0 || c().fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) fail("fcntl(O_NONBLOCK)", `fd ${fd}`);
+}
+
 export interface PeerCred {
   pid: number;
   uid: number;
@@ -72,6 +83,18 @@ export function peerCred(fd: number): PeerCred {
   const len = new Uint32Array([12]);
   if (c().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0) fail("getsockopt(SO_PEERCRED)");
   return { pid: cred[0]!, uid: cred[1]! >>> 0, gid: cred[2]! >>> 0 };
+}
+
+/** The address a unix socket is bound to: a path, "@name" for an abstract one, "" if unnamed. */
+export function unixSocketName(fd: number): string {
+  const addr = new Uint8Array(110); // struct sockaddr_un: sa_family_t + sun_path[108]
+  const len = new Uint32Array([addr.byteLength]);
+  if (c().getsockname(fd, addr, len) !== 0) fail("getsockname", `fd ${fd}`);
+  const path = addr.subarray(2, len[0]);
+  if (path.byteLength === 0) return "";
+  if (path[0] === 0) return `@${Buffer.from(path.subarray(1)).toString("utf8")}`;
+  const nul = path.indexOf(0);
+  return Buffer.from(nul === -1 ? path : path.subarray(0, nul)).toString("utf8");
 }
 
 /** The libc's real real-time signal range (glibc reserves the first few for itself). */

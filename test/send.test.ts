@@ -1,0 +1,39 @@
+import { describe, expect, test } from "bun:test";
+import { runPostbox, startPostbox, tempDir } from "./harness.ts";
+
+describe("postbox send", () => {
+  test("--socket: every stdin line arrives, even with a short linger", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, ["--no-fifo", "--linger", "1"]);
+    const lines = Array.from({ length: 3000 }, (_, i) => `line ${i}`);
+    const p = Bun.spawn([(await import("./harness.ts")).BIN, "send", "--socket", "socket"], { cwd: dir.path, stdin: new Blob([lines.join("\n")]) });
+    expect(await p.exited).toBe(0);
+    expect((await pb.waitLines(3000)).map((l) => l.slice(l.indexOf(": ") + 2))).toEqual(lines);
+  });
+
+  test("--socket with nobody serving: exit 1 and a clear line", async () => {
+    using dir = tempDir();
+    const r = await runPostbox(dir.path, ["send", "--socket", "nowhere", "x"]);
+    expect(r).toEqual({
+      exitCode: 1,
+      stdout: "",
+      stderr: "postbox: cannot connect to nowhere: no such file or directory (ENOENT); is a postbox serving there?\n",
+    });
+  });
+
+  for (const [args, msg] of [
+    [["send", "x"], /exactly one target/],
+    [["send", "--socket", "a", "--fifo", "b", "x"], /exactly one target/],
+    [["send", "--signal", "USR1", "1"], /--signal needs --pid/],
+    [["send", "--signal", "HUP", "--pid", "1", "1"], /--signal: unknown signal/],
+    [["send", "--fifo", "f", "--prio", "3", "x"], /--prio and --wait go with --mq/],
+    [["send", "--sockett", "s", "x"], /unknown option --sockett/],
+  ] as const) {
+    test(`usage error: ${args.join(" ")}`, async () => {
+      using dir = tempDir();
+      const r = await runPostbox(dir.path, [...args]);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(msg);
+    });
+  }
+});
