@@ -1,12 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { runPostbox, startPostbox, tempDir } from "./harness.ts";
+import { BIN, have, runPostbox, startPostbox, tempDir } from "./harness.ts";
 
 describe("postbox send", () => {
   test("--socket: every stdin line arrives, even with a short linger", async () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, ["--no-fifo", "--linger", "1"]);
     const lines = Array.from({ length: 3000 }, (_, i) => `line ${i}`);
-    const p = Bun.spawn([(await import("./harness.ts")).BIN, "send", "--socket", "socket"], { cwd: dir.path, stdin: new Blob([lines.join("\n")]) });
+    const p = Bun.spawn([BIN, "send", "--socket", "socket"], { cwd: dir.path, stdin: new Blob([lines.join("\n")]) });
     expect(await p.exited).toBe(0);
     expect((await pb.waitLines(3000)).map((l) => l.slice(l.indexOf(": ") + 2))).toEqual(lines);
   });
@@ -19,6 +19,18 @@ describe("postbox send", () => {
       stdout: "",
       stderr: "postbox: cannot connect to nowhere: no such file or directory (ENOENT); is a postbox serving there?\n",
     });
+  });
+
+  test.skipIf(process.getuid!() !== 0 || !have("setpriv"))("--signal to another user's process: permission denied", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, ["--no-fifo", "--no-socket", "--no-mq"]);
+    const p = Bun.spawn(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN, "send", "--signal", "USR1", "--pid", String(pb.pid), "1"], {
+      cwd: "/",
+      stderr: "pipe",
+    });
+    expect(await p.exited).toBe(1);
+    expect(await new Response(p.stderr).text()).toBe(`postbox: cannot send SIGUSR1 to pid ${pb.pid}: permission denied (another user's process)\n`);
+    expect(pb.lines()).toEqual([]);
   });
 
   for (const [args, msg] of [
