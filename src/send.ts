@@ -30,9 +30,24 @@ async function sendSocket(address: string, messages: AsyncIterable<string> | Ite
   const unix = address.startsWith("@") ? `\0${address.slice(1)}` : address;
   let closed!: () => void;
   const done = new Promise<void>((resolve) => (closed = resolve));
+  // The server may half-close while we still write (its --linger ran out between
+  // two of our lines): keep writing; close fully only once we are done too.
+  let finished = false;
+  let serverEnded = false;
   let socket;
   try {
-    socket = await Bun.connect({ unix, socket: { data() {}, end: (s) => void s.end(), close: () => closed(), error: () => closed() } });
+    socket = await Bun.connect({
+      unix,
+      socket: {
+        data() {},
+        end: (s) => {
+          serverEnded = true;
+          if (finished) s.end();
+        },
+        close: () => closed(),
+        error: () => closed(),
+      },
+    });
   } catch (err) {
     const hint = errnoName(err) === "ECONNREFUSED" || errnoName(err) === "ENOENT" ? "; is a postbox serving there?" : "";
     throw new PostboxError(`cannot connect to ${address}: ${reason(err)}${hint}`);
@@ -50,7 +65,9 @@ async function sendSocket(address: string, messages: AsyncIterable<string> | Ite
     n++;
   }
   socket.flush();
+  finished = true;
   socket.shutdown(); // EOF for the server; then wait until it has read everything and closed
+  if (serverEnded) socket.end();
   await done;
   return n;
 }
