@@ -6,9 +6,11 @@ import pkg from "../package.json" with { type: "json" };
 import { listenFds, type ActivatedFd } from "./activation.ts";
 import { EXIT, PostboxError, UsageError } from "./errors.ts";
 import { log, setVerbosity, type Verbosity } from "./log.ts";
-import { openPostbox, type Postbox } from "./postbox.ts";
+import { parseIdList } from "./policy.ts";
+import { openPostbox, type Postbox, type Stop } from "./postbox.ts";
 import { send, stdinLines, type SendTarget } from "./send.ts";
 import { parseSignal } from "./signames.ts";
+import { waitUntilServing, type WaitTarget } from "./wait.ts";
 import { DEFAULTS, type ServeOptions } from "./types.ts";
 
 const serveArgs = {
@@ -32,6 +34,13 @@ const serveArgs = {
     valueHint: "ms",
     description: `Half-close a socket client quiet for ms after a complete line, 0 = never [${DEFAULTS.linger}]`,
   },
+  pidfile: { type: "string", valueHint: "file", description: "Write the pid here once ready (removed at exit)" },
+  count: { type: "string", valueHint: "n", description: "Exit 0 after n messages (that match --match)" },
+  timeout: { type: "string", valueHint: "s", description: "Exit 3 after s seconds unless --count was reached" },
+  match: { type: "string", valueHint: "regex", description: "Only messages matching regex count towards --count" },
+  "allow-uid": { type: "string", valueHint: "list", description: "Only these users may post by socket or signal (uids or names)" },
+  "allow-gid": { type: "string", valueHint: "list", description: "Only these groups may post by socket or signal (gids or names)" },
+  rate: { type: "string", valueHint: "n/s", description: "At most n messages a second per sender uid (socket, signals)" },
   quiet: { type: "boolean", alias: "q", description: "Only warnings and errors on stderr" },
   verbose: { type: "boolean", alias: "v", description: "Debug diagnostics on stderr" },
 } as const satisfies ArgsDef;
@@ -94,6 +103,28 @@ function seconds(value: string | undefined, flag: string, dflt: number): number 
   return n;
 }
 
+function regex(source: string): RegExp {
+  try {
+    return new RegExp(source);
+  } catch (err) {
+    throw new UsageError(`--match: ${(err as Error).message}`);
+  }
+}
+
+function idList(list: string, flag: string, db: "/etc/passwd" | "/etc/group"): Set<number> {
+  try {
+    return parseIdList(list, db);
+  } catch (err) {
+    throw new UsageError(`--${flag}: ${(err as Error).message}`);
+  }
+}
+
+function rate(text: string): number {
+  const m = /^(\d+)(?:\/s)?$/.exec(text);
+  if (!m || Number(m[1]) < 1) throw new UsageError(`--rate must look like 100/s, got ${JSON.stringify(text)}`);
+  return Number(m[1]);
+}
+
 /** A path option: its value, null for --no-<name>, or the default. */
 function pathOption(value: unknown, flag: string, dflt: string): string | null {
   if (value === false) return null;
@@ -122,6 +153,7 @@ export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeO
   }
   const abstract = a.abstract === undefined ? null : pathOption(a.abstract, "abstract", "");
   if (a.quiet && a.verbose) throw new UsageError("--quiet and --verbose exclude each other");
+  if (a.match !== undefined && a.count === undefined) throw new UsageError("--match goes with --count");
   const verbosity: Verbosity = a.quiet ? "quiet" : a.verbose ? "verbose" : "normal";
   const opts: ServeOptions = {
     fifo: pathOption(a.fifo, "fifo", DEFAULTS.fifo),
@@ -137,6 +169,13 @@ export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeO
     linger: integer(a.linger, "linger", DEFAULTS.linger, 0),
     store: a.store === undefined ? null : pathOption(a.store, "store", ""),
     activated,
+    pidfile: a.pidfile === undefined ? null : pathOption(a.pidfile, "pidfile", ""),
+    count: a.count === undefined ? null : integer(a.count, "count", 0, 1),
+    timeout: a.timeout === undefined ? null : seconds(a.timeout, "timeout", 0),
+    match: a.match === undefined ? null : regex(a.match),
+    allowUids: a["allow-uid"] === undefined ? null : idList(a["allow-uid"], "allow-uid", "/etc/passwd"),
+    allowGids: a["allow-gid"] === undefined ? null : idList(a["allow-gid"], "allow-gid", "/etc/group"),
+    rate: a.rate === undefined ? null : rate(a.rate),
     verbosity,
   };
   const none = opts.fifo === null && opts.socket === null && opts.abstract === null && opts.mq === null;
@@ -170,9 +209,10 @@ const serve = defineCommand({
     process.on("SIGHUP", () => box?.reopenStore()); // log rotation; a hangup never kills the postbox
     box = await openPostbox(opts);
     banner(box);
-    const why = await Promise.race([signalled, box.stopped]);
-    log.debug(`closing: ${why}`);
+    const end = await Promise.race([signalled.then((sig): Stop => ({ why: sig, exitCode: EXIT.ok })), box.stopped]);
+    log.debug(`closing: ${end.why}`);
     await box.close();
+    if (end.exitCode !== EXIT.ok) throw new PostboxError(end.why, end.exitCode);
   },
 });
 
@@ -239,12 +279,44 @@ const sendCmd = defineCommand({
   },
 });
 
-const main = defineCommand({
-  meta: { name: pkg.name, version: pkg.version, description: pkg.description },
-  subCommands: { serve, send: sendCmd },
+const waitArgs = {
+  socket: { type: "string", valueHint: "path", description: "Wait for a postbox on this socket [socket]" },
+  abstract: { type: "string", valueHint: "name", description: "Wait for a postbox on the abstract socket @name" },
+  fifo: { type: "string", valueHint: "path", description: "Wait for a postbox reading this FIFO" },
+  mq: { type: "string", valueHint: "name", description: "Wait for a postbox reading this message queue" },
+  timeout: { type: "string", valueHint: "s", description: "Give up (exit 1) after s seconds [30]" },
+} as const satisfies ArgsDef;
+
+export function parseWait(raw: string[]): { target: WaitTarget; timeout: number } {
+  checkFlags(raw, waitArgs, new Set());
+  const a = parseArgs<typeof waitArgs>(raw, waitArgs);
+  const chosen = (["socket", "abstract", "fifo", "mq"] as const).filter((k) => a[k] !== undefined);
+  if (chosen.length > 1) throw new UsageError("wait takes one target: --socket, --abstract, --fifo or --mq");
+  const k = chosen[0] ?? "socket";
+  const v = pathOption(a[k], k, DEFAULTS.socket)!;
+  const target: WaitTarget =
+    k === "fifo" ? { kind: "fifo", path: v } : k === "mq" ? { kind: "mq", name: v } : { kind: "socket", address: k === "abstract" ? `@${v.replace(/^@/, "")}` : v };
+  return { target, timeout: seconds(a.timeout, "timeout", 30) };
+}
+
+const waitCmd = defineCommand({
+  meta: { name: "wait", description: "Return 0 as soon as a postbox serves there, 1 on timeout" },
+  args: waitArgs,
+  async run({ rawArgs }) {
+    const { target, timeout } = parseWait(rawArgs);
+    if (!(await waitUntilServing(target, timeout * 1000))) {
+      const where = target.kind === "socket" ? target.address : target.kind === "fifo" ? target.path : target.name;
+      throw new PostboxError(`no postbox is serving ${where} after ${timeout} s`);
+    }
+  },
 });
 
-const SUBCOMMANDS: Record<string, CommandDef<any>> = { serve, send: sendCmd };
+const main = defineCommand({
+  meta: { name: pkg.name, version: pkg.version, description: pkg.description },
+  subCommands: { serve, send: sendCmd, wait: waitCmd },
+});
+
+const SUBCOMMANDS: Record<string, CommandDef<any>> = { serve, send: sendCmd, wait: waitCmd };
 
 /** `postbox --help` shows the commands and the default command's options; `postbox send --help` its own. */
 async function usage(name: string | null): Promise<string> {

@@ -5,7 +5,9 @@ import { openMqueue } from "./channels/mqueue.ts";
 import { openSignals, SignalTrap } from "./channels/signals.ts";
 import { SocketHub } from "./channels/socket.ts";
 import { rtSignalRange } from "./ffi/libc.ts";
-import { reason } from "./errors.ts";
+import { EXIT, reason } from "./errors.ts";
+import { Policy } from "./policy.ts";
+import { removePidfile, sdNotify, writePidfile } from "./readiness.ts";
 import { jsonLine, writeText } from "./format.ts";
 import { Store } from "./store.ts";
 import { adoptFifo } from "./channels/fifo.ts";
@@ -14,12 +16,18 @@ import { log } from "./log.ts";
 import { Output } from "./output.ts";
 import type { ChannelContext, ChannelHandle, ServeOptions } from "./types.ts";
 
+/** Why the postbox stops by itself, and the exit code that goes with it. */
+export interface Stop {
+  why: string;
+  exitCode: number;
+}
+
 export interface Postbox {
   readonly channels: readonly ChannelHandle[];
-  /** Messages delivered so far. */
-  readonly delivered: number;
-  /** Resolves when the postbox cannot go on (stdout closed); the reason says why. */
-  readonly stopped: Promise<string>;
+  /** Messages delivered so far (counting towards --count). */
+  readonly counted: number;
+  /** Resolves when the postbox stops by itself: --count reached, --timeout, stdout closed. */
+  readonly stopped: Promise<Stop>;
   /** Deliver what is buffered, flush stdout, remove what we created. Safe to call twice. */
   close(): Promise<void>;
   /** SIGHUP: reopen the --store file (log rotation). */
@@ -27,14 +35,24 @@ export interface Postbox {
 }
 
 export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
-  let stop!: (why: string) => void;
-  const stopped = new Promise<string>((resolve) => (stop = resolve));
+  let stop!: (s: Stop) => void;
+  let done = false;
+  const stopped = new Promise<Stop>((resolve) => (stop = resolve));
+  const finish = (s: Stop) => {
+    done = true;
+    stop(s);
+  };
   const store = opts.store === null ? null : new Store(opts.store, (level, message) => log[level](message));
-  const out = new Output(1, (err) => stop(`stdout closed (${reason(err)})`), store ? () => store.flush() : undefined);
-  let delivered = 0;
+  const out = new Output(1, (err) => finish({ why: `stdout closed (${reason(err)})`, exitCode: EXIT.ok }), store ? () => store.flush() : undefined);
+  const policy = new Policy({ allowUids: opts.allowUids, allowGids: opts.allowGids, rate: opts.rate }, (m) => log.warn(m));
+  const decoder = new TextDecoder();
+  let counted = 0;
+
   const ctx: ChannelContext = {
     deliver(from, body) {
-      delivered++;
+      if (done) return; // --count reached or stdout gone: nothing more is taken
+      const uid = from.fields.uid;
+      if (typeof uid === "number" && !policy.take(uid)) return;
       if (opts.json || store) {
         const line = jsonLine(from, body);
         store?.append(line);
@@ -42,8 +60,12 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
         else writeText(out, from, body);
       } else writeText(out, from, body);
       out.commit();
+      if (opts.match && !opts.match.test(decoder.decode(body))) return;
+      counted++;
+      if (opts.count !== null && counted >= opts.count) finish({ why: `--count ${opts.count} reached`, exitCode: EXIT.ok });
     },
     warn: (message) => log.warn(message),
+    allows: (uid, gid, who) => policy.allows(uid, gid, who),
   };
 
   const channels: ChannelHandle[] = [];
@@ -60,10 +82,13 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   );
   let trap: SignalTrap | undefined;
   let closing: Promise<void> | undefined;
+  let timer: Timer | undefined;
 
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       const failures: string[] = [];
+      clearTimeout(timer);
+      sdNotify("STOPPING=1");
       hub.closeAll();
       trap?.close(); // hands on the signals already queued in its pipe
       for (const ch of [...channels].reverse()) {
@@ -79,6 +104,8 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
       } catch (err) {
         failures.push(`the store: ${reason(err)}`);
       }
+      policy.close();
+      if (opts.pidfile !== null) removePidfile(opts.pidfile);
       for (const f of failures) log.error(`while closing ${f}`);
     })());
 
@@ -99,17 +126,27 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
       if (adopted) channels.push(adoptMqueue(adopted.fd, adopted.name, mqOpts, trap, ctx));
       else if (opts.mq !== null) channels.push(openMqueue(opts.mq, mqOpts, trap, ctx));
     }
-    // Last: the banner (with our PID) comes only after every handler is installed.
+    // Last: our PID is shown (banner, pidfile) only after every handler is installed.
     if (trap && opts.signals.length > 0) channels.push(openSignals(trap, opts.signals, ctx));
+    if (opts.pidfile !== null) writePidfile(opts.pidfile);
   } catch (err) {
     await close();
     throw err;
   }
+  const notifyError = sdNotify(`READY=1\nMAINPID=${process.pid}`);
+  if (notifyError) log.warn(notifyError);
+  if (opts.timeout !== null) {
+    const t = opts.timeout;
+    timer = setTimeout(() => {
+      const of = opts.count === null ? "" : ` of ${opts.count}`;
+      finish({ why: `--timeout ${t} s reached with ${counted}${of} message(s)`, exitCode: EXIT.timeout });
+    }, t * 1000);
+  }
 
   return {
     channels,
-    get delivered() {
-      return delivered;
+    get counted() {
+      return counted;
     },
     stopped,
     close,

@@ -34,12 +34,15 @@ async function sendSocket(address: string, messages: AsyncIterable<string> | Ite
   // two of our lines): keep writing; close fully only once we are done too.
   let finished = false;
   let serverEnded = false;
+  let answer = ""; // a postbox writes to a client only to refuse it
   let socket;
   try {
     socket = await Bun.connect({
       unix,
       socket: {
-        data() {},
+        data: (_s, chunk) => {
+          if (answer.length < 1024) answer += Buffer.from(chunk).toString("utf8");
+        },
         end: (s) => {
           serverEnded = true;
           if (finished) s.end();
@@ -69,6 +72,7 @@ async function sendSocket(address: string, messages: AsyncIterable<string> | Ite
   socket.shutdown(); // EOF for the server; then wait until it has read everything and closed
   if (serverEnded) socket.end();
   await done;
+  if (answer !== "") throw new PostboxError(`${address}: ${answer.trim().replace(/^postbox: /, "").split("\n")[0]}`);
   return n;
 }
 

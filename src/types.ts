@@ -29,6 +29,19 @@ export interface ServeOptions {
   store: string | null;
   /** Fds passed by systemd socket activation; each replaces the channel of its kind. */
   activated: ActivatedFd[];
+  /** Written (atomically) once ready, removed at exit. [off] */
+  pidfile: string | null;
+  /** Stop with exit 0 after this many (matching) messages. [off] */
+  count: number | null;
+  /** Stop with exit 3 after this many seconds from ready. [off] */
+  timeout: number | null;
+  /** Only messages whose text matches count towards --count. [all] */
+  match: RegExp | null;
+  /** Senders (socket, signals) allowed to post; null = everyone. */
+  allowUids: ReadonlySet<number> | null;
+  allowGids: ReadonlySet<number> | null;
+  /** Messages per second per sender uid (socket, signals). [off] */
+  rate: number | null;
   verbosity: Verbosity;
 }
 
@@ -48,6 +61,8 @@ export const DEFAULTS = {
 export interface ChannelContext {
   deliver(from: Sender, body: Uint8Array): void;
   warn(message: string): void;
+  /** --allow-uid/--allow-gid: may this sender post? (gid looked up only when needed). Warns when not. */
+  allows(uid: number, gid: () => number | undefined, who: string): boolean;
 }
 
 /** An open channel. close() is safe to call twice. */

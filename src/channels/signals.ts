@@ -3,6 +3,7 @@
 import { PostboxError, reason } from "../errors.ts";
 import { signalTrapLib, parseRecords, type SignalRecord, type SignalTrapLib } from "../ffi/siginfo.ts";
 import { signalSender } from "../format.ts";
+import { processGid } from "../policy.ts";
 import { signalName } from "../signames.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { readFd, type FdReader } from "./reader.ts";
@@ -75,7 +76,10 @@ export function openSignals(trap: SignalTrap, signals: readonly number[], ctx: C
   const enc = new TextEncoder();
   for (const sig of signals) {
     const name = signalName(sig);
-    trap.on(sig, (r) => ctx.deliver(signalSender(r.pid, r.uid, name, r.value, r.code), enc.encode(String(r.value))));
+    trap.on(sig, (r) => {
+      if (!ctx.allows(r.uid, () => processGid(r.pid), `${name} from pid ${r.pid} (uid ${r.uid})`)) return;
+      ctx.deliver(signalSender(r.pid, r.uid, name, r.value, r.code), enc.encode(String(r.value)));
+    });
   }
   const first = signals[0] === undefined ? "USR1" : signalName(signals[0]).replace(/^SIG/, "");
   return {

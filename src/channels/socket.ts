@@ -144,6 +144,12 @@ export class SocketHub {
     let sender: Sender;
     try {
       const cred = peerCred((s as unknown as { fd: number }).fd);
+      if (!this.ctx.allows(cred.uid, () => cred.gid, `socket client pid ${cred.pid} (uid ${cred.uid}, gid ${cred.gid})`)) {
+        // The only thing postbox ever writes to a client: why it is turned away (nc prints it).
+        s.write(`postbox: refused: uid ${cred.uid} may not post here\n`);
+        s.end();
+        return;
+      }
       sender = socketSender(via, cred.pid, cred.uid, cred.gid, this.opts.withComm ? comm(cred.pid) : undefined);
     } catch (err) {
       this.ctx.warn(`socket ${via}: cannot read the sender's credentials (${reason(err)}); connection closed`);

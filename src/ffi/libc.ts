@@ -12,6 +12,9 @@ const symbols = {
   fcntl: { args: [i32, i32, i32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
+  socket: { args: [i32, i32, i32], returns: i32 },
+  sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
+  close: { args: [i32], returns: i32 },
   __libc_current_sigrtmin: { args: [], returns: i32 },
   __libc_current_sigrtmax: { args: [], returns: i32 },
   sigqueue: { args: [i32, i32, i64], returns: i32 },
@@ -95,6 +98,28 @@ export function unixSocketName(fd: number): string {
   if (path[0] === 0) return `@${Buffer.from(path.subarray(1)).toString("utf8")}`;
   const nul = path.indexOf(0);
   return Buffer.from(nul === -1 ? path : path.subarray(0, nul)).toString("utf8");
+}
+
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+
+/** Send one datagram to a unix socket path ("@name" = abstract): the sd_notify protocol. */
+export function sendDatagram(address: string, message: string): void {
+  const name = Buffer.from(address.startsWith("@") ? `\0${address.slice(1)}` : address);
+  if (name.byteLength > 107) throw new SysError("sendto", "ENAMETOOLONG", 36, address);
+  const addr = new Uint8Array(2 + name.byteLength + 1);
+  addr[0] = AF_UNIX;
+  addr.set(name, 2);
+  const len = address.startsWith("@") ? 2 + name.byteLength : addr.byteLength;
+  const fd = c().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail("socket");
+  try {
+    const msg = Buffer.from(message);
+    if (Number(c().sendto(fd, msg, msg.byteLength, 0, addr, len)) < 0) fail("sendto", address);
+  } finally {
+    c().close(fd);
+  }
 }
 
 /** The libc's real real-time signal range (glibc reserves the first few for itself). */

@@ -1,0 +1,63 @@
+// postbox wait: returns as soon as a postbox serves at a socket, FIFO or queue —
+// the line a CI script puts after starting postbox in the background.
+import { closeSync, constants, openSync, readSync } from "node:fs";
+import { probeSocket } from "./endpoint.ts";
+import { mqClose, mqOpen, O_NONBLOCK, O_RDONLY } from "./ffi/libc.ts";
+
+export type WaitTarget = { kind: "socket"; address: string } | { kind: "fifo"; path: string } | { kind: "mq"; name: string };
+
+const POLL_MS = 10;
+
+/** Is a postbox serving there right now? Probes never take or disturb a message. */
+export async function serving(t: WaitTarget): Promise<boolean> {
+  switch (t.kind) {
+    case "socket":
+      try {
+        return (await probeSocket(t.address.startsWith("@") ? `\0${t.address.slice(1)}` : t.address)) !== null;
+      } catch {
+        return false;
+      }
+    case "fifo":
+      try {
+        closeSync(openSync(t.path, constants.O_WRONLY | constants.O_NONBLOCK)); // ENXIO while nobody reads
+        return true;
+      } catch {
+        return false;
+      }
+    case "mq":
+      return mqReader(t.name) !== 0;
+  }
+}
+
+/**
+ * The pid registered for notification on a queue (0 if none). read() on a queue
+ * descriptor returns its status line: "QSIZE:0 NOTIFY:0 SIGNO:64 NOTIFY_PID:123".
+ * Registering ourselves to find out would make a starting postbox see EBUSY.
+ */
+function mqReader(name: string): number {
+  let mqd: number;
+  try {
+    mqd = mqOpen(name, O_RDONLY | O_NONBLOCK);
+  } catch {
+    return 0;
+  }
+  try {
+    const buf = Buffer.alloc(256);
+    const n = readSync(mqd, buf);
+    return Number(/NOTIFY_PID:(\d+)/.exec(buf.toString("latin1", 0, n))?.[1] ?? 0);
+  } catch {
+    return 0;
+  } finally {
+    mqClose(mqd);
+  }
+}
+
+/** Poll until served or the deadline; true when served. */
+export async function waitUntilServing(t: WaitTarget, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await serving(t)) return true;
+    if (performance.now() >= deadline) return false;
+    await Bun.sleep(Math.min(POLL_MS, Math.max(0, deadline - performance.now())));
+  }
+}
