@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseServe } from "../src/cli.ts";
+import { parseServe } from "../src/options.ts";
 import { UsageError } from "../src/errors.ts";
 import { DEFAULTS } from "../src/types.ts";
 

@@ -1,0 +1,259 @@
+// Argument parsing: citty definitions, a strict flag check citty lacks, and
+// pure argv → typed options for each command. No I/O but the libc's SIGRTMIN.
+import { parseArgs, type ArgsDef } from "citty";
+import type { ActivatedFd } from "./activation.ts";
+import { UsageError } from "./errors.ts";
+import type { Verbosity } from "./log.ts";
+import { parseIdList } from "./policy.ts";
+import type { SendTarget } from "./send.ts";
+import { parseSignal } from "./signames.ts";
+import { DEFAULTS, type ServeOptions } from "./types.ts";
+import type { WaitTarget } from "./wait.ts";
+
+export const serveArgs = {
+  fifo: { type: "string", valueHint: "path", description: `FIFO to read (--no-fifo: none) [${DEFAULTS.fifo}]` },
+  socket: { type: "string", valueHint: "path", description: `Unix stream socket to listen on (--no-socket: none) [${DEFAULTS.socket}]` },
+  abstract: { type: "string", valueHint: "name", description: "Also listen on the abstract socket @name [off]" },
+  mq: { type: "string", valueHint: "name", description: `POSIX message queue (--no-mq: none) [${DEFAULTS.mq}]` },
+  signals: {
+    type: "string",
+    valueHint: "list",
+    description: `Signals to take: USR1, USR2, RTMIN, RTMIN+n, RTMAX-n (--no-signals: none) [${DEFAULTS.signals.join(",")}]`,
+  },
+  mode: { type: "string", valueHint: "octal", description: "Permissions of fifo, socket and mq [0600]" },
+  json: { type: "boolean", description: "One JSON object per message (NDJSON) instead of text" },
+  store: { type: "string", valueHint: "file", description: "Also append every message to file as NDJSON, fsynced (SIGHUP reopens it)" },
+  "max-message": { type: "string", valueHint: "bytes", description: `Longer lines are delivered in pieces [${DEFAULTS.maxMessage}]` },
+  "max-connections": { type: "string", valueHint: "n", description: `Socket clients at once [${DEFAULTS.maxConnections}]` },
+  "idle-timeout": { type: "string", valueHint: "s", description: `Close silent socket clients after s seconds, 0 = never [${DEFAULTS.idleTimeout}]` },
+  linger: {
+    type: "string",
+    valueHint: "ms",
+    description: `Half-close a socket client quiet for ms after a complete line, 0 = never [${DEFAULTS.linger}]`,
+  },
+  pidfile: { type: "string", valueHint: "file", description: "Write the pid here once ready (removed at exit)" },
+  count: { type: "string", valueHint: "n", description: "Exit 0 after n messages (that match --match)" },
+  timeout: { type: "string", valueHint: "s", description: "Exit 3 after s seconds unless --count was reached" },
+  match: { type: "string", valueHint: "regex", description: "Only messages matching regex count towards --count" },
+  "allow-uid": { type: "string", valueHint: "list", description: "Only these users may post by socket or signal (uids or names)" },
+  "allow-gid": { type: "string", valueHint: "list", description: "Only these groups may post by socket or signal (gids or names)" },
+  rate: { type: "string", valueHint: "n/s", description: "At most n messages a second per sender uid (socket, signals)" },
+  quiet: { type: "boolean", alias: "q", description: "Only warnings and errors on stderr" },
+  verbose: { type: "boolean", alias: "v", description: "Debug diagnostics on stderr" },
+} as const satisfies ArgsDef;
+
+/** Options that take `--no-<name>`. */
+const NEGATABLE = new Set(["fifo", "socket", "mq", "signals"]);
+
+/**
+ * citty accepts any flag and ignores the unknown ones: a typo like `--sockt x`
+ * would silently run with defaults. Check every token against the definition.
+ */
+export function checkFlags(raw: readonly string[], def: ArgsDef, negatable: ReadonlySet<string> = NEGATABLE): string[] {
+  const positionals: string[] = [];
+  const byName = new Map<string, string>();
+  for (const [name, d] of Object.entries(def)) {
+    byName.set(name, name);
+    const aliases = "alias" in d && d.alias !== undefined ? [d.alias].flat() : [];
+    for (const a of aliases) byName.set(a, name);
+  }
+  for (let i = 0; i < raw.length; i++) {
+    const tok = raw[i]!;
+    if (tok === "--") {
+      positionals.push(...raw.slice(i + 1));
+      break;
+    }
+    if (!tok.startsWith("-") || tok === "-" || /^-\d+$/.test(tok)) {
+      positionals.push(tok);
+      continue;
+    }
+    const body = tok.replace(/^--?/, "");
+    const eq = body.indexOf("=");
+    const flag = eq === -1 ? body : body.slice(0, eq);
+    if (flag.startsWith("no-") && negatable.has(flag.slice(3)) && eq === -1) continue;
+    const name = byName.get(flag);
+    if (name === undefined) throw new UsageError(`unknown option ${tok.slice(0, tok.length - body.length)}${flag}`);
+    const type = def[name]!.type;
+    if (type === "boolean") {
+      if (eq !== -1) throw new UsageError(`option --${name} takes no value`);
+    } else if (eq === -1) {
+      if (i + 1 >= raw.length) throw new UsageError(`option --${name} needs a value`);
+      i++;
+    }
+  }
+  if (positionals.length > 0 && !Object.values(def).some((d) => d.type === "positional"))
+    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  return positionals;
+}
+
+function integer(value: string | undefined, flag: string, dflt: number, min: number): number {
+  if (value === undefined) return dflt;
+  if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value)))
+    throw new UsageError(`--${flag} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+function seconds(value: string | undefined, flag: string, dflt: number): number {
+  if (value === undefined) return dflt;
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number of seconds, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function regex(source: string): RegExp {
+  try {
+    return new RegExp(source);
+  } catch (err) {
+    throw new UsageError(`--match: ${(err as Error).message}`);
+  }
+}
+
+function idList(list: string, flag: string, db: "/etc/passwd" | "/etc/group"): Set<number> {
+  try {
+    return parseIdList(list, db);
+  } catch (err) {
+    throw new UsageError(`--${flag}: ${(err as Error).message}`);
+  }
+}
+
+function rate(text: string): number {
+  const m = /^(\d+)(?:\/s)?$/.exec(text);
+  if (!m || Number(m[1]) < 1) throw new UsageError(`--rate must look like 100/s, got ${JSON.stringify(text)}`);
+  return Number(m[1]);
+}
+
+/** A path option: its value, null for --no-<name>, or the default. */
+function pathOption(value: unknown, flag: string, dflt: string): string | null {
+  if (value === false) return null;
+  if (value === undefined || value === true) return dflt;
+  if (typeof value !== "string" || value === "") throw new UsageError(`--${flag} needs a non-empty value`);
+  return value;
+}
+
+/** argv (after "serve") → checked ServeOptions. Pure but for the libc's SIGRTMIN lookup. */
+export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeOptions {
+  checkFlags(raw, serveArgs);
+  const a = parseArgs<typeof serveArgs>(raw, serveArgs);
+  const modeText = a.mode ?? "0600";
+  if (!/^0?[0-7]{3}$/.test(modeText)) throw new UsageError(`--mode must be octal permissions like 0600 or 666, got ${JSON.stringify(modeText)}`);
+  let mq = pathOption(a.mq, "mq", DEFAULTS.mq);
+  if (mq !== null && !/^\/[^/]{1,254}$/.test(mq))
+    throw new UsageError(`--mq must look like /name (one leading slash, no other), got ${JSON.stringify(mq)}`);
+  const sigText = (a.signals as unknown) === false ? null : (a.signals ?? DEFAULTS.signals.join(","));
+  let signals: number[] = [];
+  if (sigText !== null) {
+    try {
+      signals = [...new Set(sigText.split(",").filter((s) => s.trim() !== "").map(parseSignal))];
+    } catch (err) {
+      throw new UsageError(`--signals: ${(err as Error).message}`);
+    }
+  }
+  const abstract = a.abstract === undefined ? null : pathOption(a.abstract, "abstract", "");
+  if (a.quiet && a.verbose) throw new UsageError("--quiet and --verbose exclude each other");
+  if (a.match !== undefined && a.count === undefined) throw new UsageError("--match goes with --count");
+  const verbosity: Verbosity = a.quiet ? "quiet" : a.verbose ? "verbose" : "normal";
+  const opts: ServeOptions = {
+    fifo: pathOption(a.fifo, "fifo", DEFAULTS.fifo),
+    socket: pathOption(a.socket, "socket", DEFAULTS.socket),
+    abstract: abstract?.replace(/^@/, "") ?? null,
+    mq,
+    signals,
+    mode: parseInt(modeText, 8),
+    json: a.json === true,
+    maxMessage: integer(a["max-message"], "max-message", DEFAULTS.maxMessage, 1),
+    maxConnections: integer(a["max-connections"], "max-connections", DEFAULTS.maxConnections, 1),
+    idleTimeout: seconds(a["idle-timeout"], "idle-timeout", DEFAULTS.idleTimeout),
+    linger: integer(a.linger, "linger", DEFAULTS.linger, 0),
+    store: a.store === undefined ? null : pathOption(a.store, "store", ""),
+    activated,
+    pidfile: a.pidfile === undefined ? null : pathOption(a.pidfile, "pidfile", ""),
+    count: a.count === undefined ? null : integer(a.count, "count", 0, 1),
+    timeout: a.timeout === undefined ? null : seconds(a.timeout, "timeout", 0),
+    match: a.match === undefined ? null : regex(a.match),
+    allowUids: a["allow-uid"] === undefined ? null : idList(a["allow-uid"], "allow-uid", "/etc/passwd"),
+    allowGids: a["allow-gid"] === undefined ? null : idList(a["allow-gid"], "allow-gid", "/etc/group"),
+    rate: a.rate === undefined ? null : rate(a.rate),
+    verbosity,
+  };
+  const none = opts.fifo === null && opts.socket === null && opts.abstract === null && opts.mq === null;
+  if (none && opts.signals.length === 0 && activated.length === 0)
+    throw new UsageError("every channel is turned off: nothing to serve");
+  return opts;
+}
+
+
+export const sendArgs = {
+  socket: { type: "string", valueHint: "path", description: "Post to the Unix socket at path" },
+  abstract: { type: "string", valueHint: "name", description: "Post to the abstract socket @name" },
+  fifo: { type: "string", valueHint: "path", description: "Post to the FIFO at path (fails at once when nobody reads it)" },
+  mq: { type: "string", valueHint: "name", description: "Post to the POSIX message queue name" },
+  prio: { type: "string", valueHint: "n", description: "mq priority [0]" },
+  wait: { type: "boolean", description: "mq: block while the queue is full instead of failing" },
+  signal: { type: "string", valueHint: "SIG", description: "Post a sigqueue value with signal SIG (USR1, RTMIN+n, …) to --pid" },
+  pid: { type: "string", valueHint: "pid", description: "Process to signal" },
+  message: { type: "positional", required: false, description: "The message (the rest of the line); without it, stdin line by line" },
+} as const satisfies ArgsDef;
+
+/** argv (after "send") → target and the message words. */
+export function parseSend(raw: string[]): { target: SendTarget; words: string[] } {
+  const words = checkFlags(raw, sendArgs, new Set());
+  const a = parseArgs<typeof sendArgs>(raw, sendArgs);
+  const chosen = (["socket", "abstract", "fifo", "mq", "signal"] as const).filter((k) => a[k] !== undefined);
+  if (chosen.length !== 1) throw new UsageError("send needs exactly one target: --socket, --abstract, --fifo, --mq or --signal");
+  const value = (k: "socket" | "abstract" | "fifo" | "mq" | "signal"): string => {
+    const v = a[k];
+    if (typeof v !== "string" || v === "") throw new UsageError(`--${k} needs a non-empty value`);
+    return v;
+  };
+  let target: SendTarget;
+  switch (chosen[0]!) {
+    case "socket":
+      target = { kind: "socket", path: value("socket") };
+      break;
+    case "abstract":
+      target = { kind: "abstract", name: value("abstract").replace(/^@/, "") };
+      break;
+    case "fifo":
+      target = { kind: "fifo", path: value("fifo") };
+      break;
+    case "mq":
+      target = { kind: "mq", name: value("mq"), prio: integer(a.prio, "prio", 0, 0), wait: a.wait === true };
+      break;
+    case "signal": {
+      let sig: number;
+      try {
+        sig = parseSignal(value("signal"));
+      } catch (err) {
+        throw new UsageError(`--signal: ${(err as Error).message}`);
+      }
+      if (a.pid === undefined) throw new UsageError("--signal needs --pid <pid>");
+      target = { kind: "signal", sig, pid: integer(a.pid, "pid", 0, 1) };
+      break;
+    }
+  }
+  if (target.kind !== "mq" && (a.prio !== undefined || a.wait)) throw new UsageError("--prio and --wait go with --mq");
+  if (target.kind !== "signal" && a.pid !== undefined) throw new UsageError("--pid goes with --signal");
+  return { target, words };
+}
+
+
+export const waitArgs = {
+  socket: { type: "string", valueHint: "path", description: "Wait for a postbox on this socket [socket]" },
+  abstract: { type: "string", valueHint: "name", description: "Wait for a postbox on the abstract socket @name" },
+  fifo: { type: "string", valueHint: "path", description: "Wait for a postbox reading this FIFO" },
+  mq: { type: "string", valueHint: "name", description: "Wait for a postbox reading this message queue" },
+  timeout: { type: "string", valueHint: "s", description: "Give up (exit 1) after s seconds [30]" },
+} as const satisfies ArgsDef;
+
+export function parseWait(raw: string[]): { target: WaitTarget; timeout: number } {
+  checkFlags(raw, waitArgs, new Set());
+  const a = parseArgs<typeof waitArgs>(raw, waitArgs);
+  const chosen = (["socket", "abstract", "fifo", "mq"] as const).filter((k) => a[k] !== undefined);
+  if (chosen.length > 1) throw new UsageError("wait takes one target: --socket, --abstract, --fifo or --mq");
+  const k = chosen[0] ?? "socket";
+  const v = pathOption(a[k], k, DEFAULTS.socket)!;
+  const target: WaitTarget =
+    k === "fifo" ? { kind: "fifo", path: v } : k === "mq" ? { kind: "mq", name: v } : { kind: "socket", address: k === "abstract" ? `@${v.replace(/^@/, "")}` : v };
+  return { target, timeout: seconds(a.timeout, "timeout", 30) };
+}
+
