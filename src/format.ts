@@ -33,46 +33,45 @@ export function mqueueSender(via: string, prio: number): Sender {
 const HEX = "0123456789abcdef";
 const SHORT: Record<number, string> = { 9: "\\t", 10: "\\n", 13: "\\r" };
 
-/** Length of the valid UTF-8 sequence at i that is safe to print, or 0. */
-function printableSequence(b: Uint8Array, i: number): number {
-  const c = b[i]!;
+/** Length of the valid UTF-8 sequence at i (within b[.., end)) that is safe to print, or 0. */
+function printableSequence(b: Uint8Array, i: number, end = b.byteLength): number {
+  const at = (k: number): number => (i + k < end ? b[i + k]! : 0);
+  const c = at(0);
   if (c >= 0xc2 && c <= 0xdf) {
     // U+0080..U+009F are C1 controls (CSI = U+009B): escape them.
-    if (c === 0xc2 && (b[i + 1] ?? 0) < 0xa0) return 0;
-    return cont(b[i + 1]) ? 2 : 0;
+    if (c === 0xc2 && at(1) < 0xa0) return 0;
+    return cont(at(1)) ? 2 : 0;
   }
   if (c >= 0xe0 && c <= 0xef) {
-    const c1 = b[i + 1] ?? 0;
-    if (c === 0xe0 && c1 < 0xa0) return 0; // overlong
-    if (c === 0xed && c1 > 0x9f) return 0; // surrogates
-    return cont(c1) && cont(b[i + 2]) ? 3 : 0;
+    if (c === 0xe0 && at(1) < 0xa0) return 0; // overlong
+    if (c === 0xed && at(1) > 0x9f) return 0; // surrogates
+    return cont(at(1)) && cont(at(2)) ? 3 : 0;
   }
   if (c >= 0xf0 && c <= 0xf4) {
-    const c1 = b[i + 1] ?? 0;
-    if (c === 0xf0 && c1 < 0x90) return 0;
-    if (c === 0xf4 && c1 > 0x8f) return 0;
-    return cont(c1) && cont(b[i + 2]) && cont(b[i + 3]) ? 4 : 0;
+    if (c === 0xf0 && at(1) < 0x90) return 0;
+    if (c === 0xf4 && at(1) > 0x8f) return 0;
+    return cont(at(1)) && cont(at(2)) && cont(at(3)) ? 4 : 0;
   }
   return 0;
 }
 
-function cont(x: number | undefined): boolean {
-  return x !== undefined && (x & 0xc0) === 0x80;
+function cont(x: number): boolean {
+  return (x & 0xc0) === 0x80;
 }
 
-/** Write bytes as one line of text: printable UTF-8 as is, everything else escaped. */
-export function writeEscaped(out: Output, b: Uint8Array): void {
-  out.reserve(b.byteLength * 4);
+/** Write b[start, end) as one line of text: printable UTF-8 as is, everything else escaped. */
+export function writeEscaped(out: Output, b: Uint8Array, start = 0, end = b.byteLength): void {
+  out.reserve((end - start) * 4);
   const buf = out.buf;
   let len = out.len;
-  for (let i = 0; i < b.byteLength; ) {
+  for (let i = start; i < end; ) {
     const c = b[i]!;
     if (c >= 0x20 && c < 0x7f) {
       buf[len++] = c;
       i++;
       continue;
     }
-    const n = c >= 0x80 ? printableSequence(b, i) : 0;
+    const n = c >= 0x80 ? printableSequence(b, i, end) : 0;
     if (n > 0) {
       for (let k = 0; k < n; k++) buf[len++] = b[i + k]!;
       i += n;
@@ -126,9 +125,9 @@ export function jsonLine(from: Sender, body: Uint8Array, now = new Date()): stri
     : line;
 }
 
-/** Append one text line for the message. */
-export function writeText(out: Output, from: Sender, body: Uint8Array): void {
+/** Append one text line for the message in b[start, end). */
+export function writeText(out: Output, from: Sender, b: Uint8Array, start = 0, end = b.byteLength): void {
   out.ascii(from.prefix);
-  writeEscaped(out, body);
+  writeEscaped(out, b, start, end);
   out.ascii("\n");
 }

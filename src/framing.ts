@@ -8,12 +8,13 @@ export class LineFramer {
   private oversized = false;
 
   /**
-   * onLine gets each line without its "\n"; the bytes are only valid during the call.
+   * onLine gets each line as buf[start, end) without its "\n"; valid only during the call
+   * (a range, not a subarray: allocating one per line would cost more than the framing).
    * onOversize is called once per line that had to be cut into pieces.
    */
   constructor(
     private readonly max: number,
-    private readonly onLine: (line: Uint8Array) => void,
+    private readonly onLine: (buf: Uint8Array, start: number, end: number) => void,
     private readonly onOversize: () => void,
   ) {}
 
@@ -35,11 +36,11 @@ export class LineFramer {
         this.keep(joined);
         return;
       }
-      this.line(joined);
+      this.line(joined, 0, joined.byteLength);
       start = nl + 1;
     }
     for (let nl = chunk.indexOf(NL, start); nl !== -1; nl = chunk.indexOf(NL, start)) {
-      this.line(chunk.subarray(start, nl));
+      this.line(chunk, start, nl);
       start = nl + 1;
     }
     if (start < chunk.byteLength) this.keep(chunk.subarray(start));
@@ -49,17 +50,16 @@ export class LineFramer {
   flush(): void {
     const rest = this.partial;
     this.partial = null;
-    if (rest && rest.byteLength > 0) this.line(rest);
+    if (rest && rest.byteLength > 0) this.line(rest, 0, rest.byteLength);
     this.oversized = false;
   }
 
-  private line(bytes: Uint8Array): void {
-    let off = 0;
-    if (bytes.byteLength > this.max) {
+  private line(buf: Uint8Array, start: number, end: number): void {
+    if (end - start > this.max) {
       this.warnOnce();
-      for (; bytes.byteLength - off > this.max; off += this.max) this.onLine(bytes.subarray(off, off + this.max));
+      for (; end - start > this.max; start += this.max) this.onLine(buf, start, start + this.max);
     }
-    this.onLine(off === 0 ? bytes : bytes.subarray(off));
+    this.onLine(buf, start, end);
     this.oversized = false;
   }
 
@@ -69,7 +69,7 @@ export class LineFramer {
     let off = 0;
     if (bytes.byteLength > this.max) {
       this.warnOnce();
-      for (; bytes.byteLength - off > this.max; off += this.max) this.onLine(bytes.subarray(off, off + this.max));
+      for (; bytes.byteLength - off > this.max; off += this.max) this.onLine(bytes, off, off + this.max);
     }
     this.partial = bytes.slice(off);
   }

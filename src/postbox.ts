@@ -49,18 +49,18 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   let counted = 0;
 
   const ctx: ChannelContext = {
-    deliver(from, body) {
+    deliver(from, body, start = 0, end = body.byteLength) {
       if (done) return; // --count reached or stdout gone: nothing more is taken
       const uid = from.fields.uid;
       if (typeof uid === "number" && !policy.take(uid)) return;
       if (opts.json || store) {
-        const line = jsonLine(from, body);
+        const line = jsonLine(from, body.subarray(start, end));
         store?.append(line);
         if (opts.json) out.utf8(line + "\n");
-        else writeText(out, from, body);
-      } else writeText(out, from, body);
+        else writeText(out, from, body, start, end);
+      } else writeText(out, from, body, start, end);
       out.commit();
-      if (opts.match && !opts.match.test(decoder.decode(body))) return;
+      if (opts.match && !opts.match.test(decoder.decode(body.subarray(start, end)))) return;
       counted++;
       if (opts.count !== null && counted >= opts.count) finish({ why: `--count ${opts.count} reached`, exitCode: EXIT.ok });
     },

@@ -59,7 +59,8 @@ export const DEFAULTS = {
 
 /** What channels hand their messages and complaints to. */
 export interface ChannelContext {
-  deliver(from: Sender, body: Uint8Array): void;
+  /** One message: body[start, end) (a range, so framing allocates nothing per line). */
+  deliver(from: Sender, body: Uint8Array, start?: number, end?: number): void;
   warn(message: string): void;
   /** --allow-uid/--allow-gid: may this sender post? (gid looked up only when needed). Warns when not. */
   allows(uid: number, gid: () => number | undefined, who: string): boolean;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { fifoSender, jsonLine, signalSender, socketSender, writeText } from "../src/format.ts";
+import { fifoSender, jsonLine, signalSender, socketSender, writeEscaped, writeText } from "../src/format.ts";
 import { Output } from "../src/output.ts";
 
 function text(body: Uint8Array | string, from = fifoSender("fifo")): string {
@@ -28,6 +28,13 @@ describe("text lines", () => {
     expect(text(new Uint8Array([0xed, 0xa0, 0x80]))).toBe("fifo: \\xed\\xa0\\x80\n"); // surrogate
     expect(text(new Uint8Array([0xe2, 0x82]))).toBe("fifo: \\xe2\\x82\n"); // truncated
   });
+});
+
+test("a range ends the line: bytes after it never complete a UTF-8 sequence", () => {
+  const out = new Output(-1, () => {});
+  writeEscaped(out, new Uint8Array([0x41, 0xc3, 0x0a, 0xa9]), 0, 2);
+  expect(Buffer.from(out.buf.subarray(0, out.len)).toString("utf8")).toBe("A\\xc3");
+  out.len = 0;
 });
 
 describe("--json", () => {

@@ -7,7 +7,7 @@ const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 function framer(max = 8) {
   const lines: string[] = [];
   let warnings = 0;
-  const f = new LineFramer(max, (l) => lines.push(dec(l)), () => warnings++);
+  const f = new LineFramer(max, (b, s, e) => lines.push(dec(b.subarray(s, e))), () => warnings++);
   return { f, lines, warnings: () => warnings };
 }
 

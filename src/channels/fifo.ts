@@ -54,7 +54,7 @@ function serveFifo(fd: number, path: string, opts: FifoOptions, ctx: ChannelCont
   const sender = fifoSender(path);
   const framer = new LineFramer(
     opts.maxMessage,
-    (line) => ctx.deliver(sender, line),
+    (buf, start, end) => ctx.deliver(sender, buf, start, end),
     () => ctx.warn(`fifo ${path}: a line longer than ${opts.maxMessage} bytes; delivered in pieces`),
   );
   let quietTimer: Timer | undefined;

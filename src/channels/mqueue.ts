@@ -4,7 +4,7 @@
 import { fchmodSync } from "node:fs";
 import { PostboxError, SysError, reason } from "../errors.ts";
 import { mqClose, mqGetattr, mqNotifySignal, mqOpen, mqReceive, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking } from "../ffi/libc.ts";
-import { mqueueSender } from "../format.ts";
+import { mqueueSender, type Sender } from "../format.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { selfCommand } from "../self.ts";
 import type { SignalTrap } from "./signals.ts";
@@ -59,6 +59,12 @@ export function adoptMqueue(mqd: number, name: string, opts: MqueueOptions, trap
 function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: SignalTrap, ctx: ChannelContext): ChannelHandle {  // An existing queue keeps the attributes it was made with: size the buffer from it.
   const buf = new Uint8Array(mqGetattr(mqd).msgsize);
   const prio = new Uint32Array(1);
+  const senders = new Map<number, Sender>(); // one per priority seen (at most MQ_PRIO_MAX)
+  const sender = (p: number): Sender => {
+    let s = senders.get(p);
+    if (!s) senders.set(p, (s = mqueueSender(name, p)));
+    return s;
+  };
   let serving = true;
   let again: ReturnType<typeof setImmediate> | undefined;
 
@@ -70,7 +76,7 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
       if (n < 0) return;
       let end = n;
       while (end > 0 && buf[end - 1] === 10) end--;
-      ctx.deliver(mqueueSender(name, prio[0]!), buf.subarray(0, end));
+      ctx.deliver(sender(prio[0]!), buf, 0, end);
     }
     if (serving) again = setImmediate(drain);
   };

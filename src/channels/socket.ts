@@ -158,7 +158,7 @@ export class SocketHub {
     }
     const framer = new LineFramer(
       this.opts.maxMessage,
-      (line) => this.ctx.deliver(sender, line),
+      (buf, start, end) => this.ctx.deliver(sender, buf, start, end),
       () => this.ctx.warn(`${sender.prefix.slice(0, -2)} sent a line longer than ${this.opts.maxMessage} bytes; delivered in pieces`),
     );
     s.data = { sender, framer, last: 0, halfClosed: false, closed: false };
