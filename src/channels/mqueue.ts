@@ -56,7 +56,8 @@ export function adoptMqueue(mqd: number, name: string, opts: MqueueOptions, trap
   return serveMqueue(mqd, name, opts, trap, ctx);
 }
 
-function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: SignalTrap, ctx: ChannelContext): ChannelHandle {  // An existing queue keeps the attributes it was made with: size the buffer from it.
+function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: SignalTrap, ctx: ChannelContext): ChannelHandle {
+  // An existing queue keeps the attributes it was made with: size the buffer from it.
   const buf = new Uint8Array(mqGetattr(mqd).msgsize);
   const prio = new Uint32Array(1);
   const senders = new Map<number, Sender>(); // one per priority seen (at most MQ_PRIO_MAX)
@@ -66,39 +67,64 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
     return s;
   };
   let serving = true;
-  let again: ReturnType<typeof setImmediate> | undefined;
+  let armed = false;
+  let polling: ReturnType<typeof setImmediate> | undefined;
 
-  const arm = (): void => mqNotifySignal(mqd, opts.notifySignal);
-  const drain = (): void => {
-    again = undefined;
-    for (let i = 0; i < BATCH && serving; i++) {
+  const receive = (): number => {
+    let got = 0;
+    for (; got < BATCH && serving; got++) {
       const n = mqReceive(mqd, buf, prio);
-      if (n < 0) return;
+      if (n < 0) break;
       let end = n;
       while (end > 0 && buf[end - 1] === 10) end--;
       ctx.deliver(sender(prio[0]!), buf, 0, end);
     }
-    if (serving) again = setImmediate(drain);
+    return got;
+  };
+  const arm = (): void => {
+    mqNotifySignal(mqd, opts.notifySignal);
+    armed = true;
+  };
+  /**
+   * While messages keep coming, take them every loop turn without notifications
+   * (a signal round trip per refill of a 10-slot queue is the slow part). Once
+   * the queue is found empty, arm mq_notify and look once more: a message that
+   * came just before arming raises no signal.
+   */
+  const pump = (): void => {
+    polling = undefined;
+    if (!serving) return;
+    if (receive() > 0) {
+      polling = setImmediate(pump);
+      return;
+    }
+    if (!armed) {
+      try {
+        arm();
+      } catch (err) {
+        const who = err instanceof SysError && err.code === "EBUSY" ? "another process now reads it" : reason(err);
+        ctx.warn(`mq ${name}: cannot watch the queue any more (${who}); the mq channel stops`);
+        serving = false;
+        return;
+      }
+    }
+    if (receive() > 0) polling = setImmediate(pump);
   };
 
   trap.on(opts.notifySignal, (r) => {
     if (r.code !== SI_MESGQ || !serving) return;
-    try {
-      arm();
-    } catch (err) {
-      ctx.warn(`mq ${name}: cannot re-arm mq_notify (${reason(err)}); messages may wait until the next one arrives`);
-    }
-    if (again === undefined) drain();
+    armed = false; // a notification unregisters us
+    if (polling === undefined) pump();
   });
   try {
-    arm();
+    arm(); // at once: EBUSY means another reader is live
   } catch (err) {
     mqClose(mqd);
     if (err instanceof SysError && err.code === "EBUSY")
       throw new PostboxError(`cannot read the message queue ${name}: another process (a running postbox?) is already reading it`);
     throw new PostboxError(`cannot watch the message queue ${name}: ${reason(err)}`);
   }
-  drain(); // what was left while nobody read, in the queue's priority order
+  pump(); // what was left while nobody read, in the queue's priority order
 
   return {
     kind: "mqueue",
@@ -106,7 +132,7 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
     close() {
       if (!serving) return;
       serving = false;
-      if (again) clearImmediate(again);
+      if (polling) clearImmediate(polling);
       trap.off(opts.notifySignal);
       mqClose(mqd); // drops the notification; the queue and its messages stay
     },

@@ -80,11 +80,13 @@ export interface PeerCred {
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 
+const cred = new Int32Array(3); // reused: one call per accepted connection
+const credLen = new Uint32Array(1);
+
 /** SO_PEERCRED of a connected unix socket: who connected, as of connect(). */
 export function peerCred(fd: number): PeerCred {
-  const cred = new Int32Array(3);
-  const len = new Uint32Array([12]);
-  if (c().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0) fail("getsockopt(SO_PEERCRED)");
+  credLen[0] = 12;
+  if (c().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, credLen) !== 0) fail("getsockopt(SO_PEERCRED)");
   return { pid: cred[0]!, uid: cred[1]! >>> 0, gid: cred[2]! >>> 0 };
 }
 
