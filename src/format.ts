@@ -22,8 +22,13 @@ export function socketSender(via: string, pid: number, uid: number, gid: number,
   return { channel: "socket", prefix: `socket[pid=${pid},uid=${uid},gid=${gid}]: `, fields };
 }
 
-export function signalSender(pid: number, uid: number, sig: string, value: number, code: number): Sender {
-  return { channel: "signal", prefix: `signal[pid=${pid},uid=${uid},sig=${sig}]: `, fields: { pid, uid, sig, value, code } };
+export function signalPrefix(pid: number, uid: number, sig: string): string {
+  return `signal[pid=${pid},uid=${uid},sig=${sig}]: `;
+}
+
+/** `prefix` may be passed in from a cache: a burst of signals mostly comes from one sender. */
+export function signalSender(pid: number, uid: number, sig: string, value: number, code: number, prefix = signalPrefix(pid, uid, sig)): Sender {
+  return { channel: "signal", prefix, fields: { pid, uid, sig, value, code } };
 }
 
 export function mqueueSender(via: string, prio: number): Sender {

@@ -2,7 +2,7 @@
 // trap's pipe (see ffi/siginfo.ts) and is handled in the loop like any other fd.
 import { PostboxError, reason } from "../errors.ts";
 import { signalTrapLib, parseRecords, type SignalRecord, type SignalTrapLib } from "../ffi/siginfo.ts";
-import { signalSender } from "../format.ts";
+import { signalPrefix, signalSender } from "../format.ts";
 import { processGid } from "../policy.ts";
 import { signalName } from "../signames.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -74,11 +74,21 @@ export class SignalTrap {
 
 export function openSignals(trap: SignalTrap, signals: readonly number[], ctx: ChannelContext): ChannelHandle {
   const enc = new TextEncoder();
+  const digits = new Uint8Array(16);
+  // Text prefixes of recent senders: formatting one per signal would dominate a burst.
+  const prefixes = new Map<number, string>();
   for (const sig of signals) {
     const name = signalName(sig);
     trap.on(sig, (r) => {
       if (!ctx.allows(r.uid, () => processGid(r.pid), `${name} from pid ${r.pid} (uid ${r.uid})`)) return;
-      ctx.deliver(signalSender(r.pid, r.uid, name, r.value, r.code), enc.encode(String(r.value)));
+      const key = r.pid * 128 + sig; // uid follows from pid while the sender lives
+      let prefix = prefixes.get(key);
+      if (prefix === undefined || !prefix.includes(`uid=${r.uid},`)) {
+        if (prefixes.size >= 1024) prefixes.clear();
+        prefixes.set(key, (prefix = signalPrefix(r.pid, r.uid, name)));
+      }
+      const n = enc.encodeInto(String(r.value), digits).written;
+      ctx.deliver(signalSender(r.pid, r.uid, name, r.value, r.code, prefix), digits, 0, n);
     });
   }
   const first = signals[0] === undefined ? "USR1" : signalName(signals[0]).replace(/^SIG/, "");
