@@ -1,7 +1,7 @@
 // Named FIFO channel. Opened O_RDWR|O_NONBLOCK: we hold a writer ourselves, so the
 // read side never sees EOF when writers come and go (no reopen, no spin), and
 // writers never block while the postbox runs.
-import { chmodSync, closeSync, constants, openSync, unlinkSync } from "node:fs";
+import { chmodSync, closeSync, constants, openSync, rmSync, unlinkSync } from "node:fs";
 import { claimFifoPath } from "../endpoint.ts";
 import { PostboxError, reason } from "../errors.ts";
 import { mknod, S_IFIFO, setNonBlocking } from "../ffi/libc.ts";
@@ -36,7 +36,7 @@ export function openFifo(path: string, opts: FifoOptions, ctx: ChannelContext): 
     throw new PostboxError(`cannot open the fifo ${path}: ${reason(err)}`);
   }
   return serveFifo(fd, path, opts, ctx, () => {
-    if (created) unlinkSync(path);
+    if (created) rmSync(path, { force: true }); // already gone is fine
   });
 }
 

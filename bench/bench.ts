@@ -1,0 +1,269 @@
+// npm run bench: the compiled ./postbox under load from separate processes
+// (bench/load.c, built here with the system C compiler so that the generator is
+// never the bottleneck), next to socat and nc as plain byte pipes where present.
+// Prints markdown tables: throughput, latency, output targets, start-up and RSS.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { mqRemove } from "../test/helpers/mq.ts";
+import { rtSignalRange } from "../src/ffi/libc.ts";
+
+const ROOT = resolve(import.meta.dir, "..");
+const BIN = join(ROOT, "postbox");
+const WORK = mkdtempSync(join(tmpdir(), "postbox-bench-"));
+const LOAD = join(WORK, "load");
+const RTMIN = rtSignalRange().min;
+
+function fail(message: string): never {
+  console.error(`bench: ${message}`);
+  process.exit(1);
+}
+
+if (!existsSync(BIN)) fail("./postbox is missing: run 'npm run build' first");
+const compiler = ["cc", "gcc", "clang"].find((c) => Bun.which(c));
+if (!compiler) fail("needs a C compiler (cc, gcc or clang) for the load generator");
+const built = Bun.spawnSync([compiler, "-O2", "-o", LOAD, join(import.meta.dir, "load.c"), "-lrt"], { stderr: "inherit" });
+if (built.exitCode !== 0) fail("cannot build bench/load.c");
+
+const nowUs = () => (performance.timeOrigin + performance.now()) * 1000;
+const sleep = (ms: number) => Bun.sleep(ms);
+
+async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(1);
+  }
+}
+
+function status(pid: number, field: "VmRSS" | "VmHWM"): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function runLoad(args: (string | number)[]): Promise<void> {
+  const p = Bun.spawn([LOAD, ...args.map(String)], { stdout: "ignore", stderr: "pipe" });
+  if ((await p.exited) !== 0) throw new Error(`load ${args.join(" ")}: ${await new Response(p.stderr).text()}`);
+}
+
+/** Counts lines on a stream and calls back on each chunk (lines of text for latency). */
+function consume(stream: ReadableStream<Uint8Array>, onText?: (text: string) => void) {
+  const state = { lines: 0, bytes: 0 };
+  const dec = new TextDecoder();
+  const done = (async () => {
+    for await (const chunk of stream) {
+      state.bytes += chunk.byteLength;
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) state.lines++;
+      onText?.(dec.decode(chunk, { stream: true }));
+    }
+  })();
+  return { state, done };
+}
+
+type Out = "pipe" | "file" | "/dev/null";
+interface Server {
+  pid: number;
+  dir: string;
+  mq: string;
+  lines: () => number;
+  peakKiB: () => number;
+  stop: () => Promise<void>;
+}
+
+let seq = 0;
+/** Everything started, so that a failing run leaves no server behind. */
+const running = new Set<{ kill(sig?: number | NodeJS.Signals): void }>();
+async function startPostbox(args: string[], out: Out = "pipe", onText?: (t: string) => void): Promise<Server> {
+  const dir = mkdtempSync(join(WORK, "pb-"));
+  const mq = `/pbbench_${process.pid}_${++seq}`;
+  const stdout = out === "pipe" ? "pipe" : out === "file" ? Bun.file(join(dir, "out.txt")) : "ignore";
+  const p = Bun.spawn([BIN, "--quiet", "--mq", mq, "--signals", "USR1,RTMIN", "--pidfile", "pid", ...args], { cwd: dir, stdout, stderr: "inherit" });
+  running.add(p);
+  const counter = out === "pipe" ? consume(p.stdout as ReadableStream<Uint8Array>, onText) : null;
+  await until(() => existsSync(join(dir, "pid")), "postbox to be ready");
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, status(p.pid, "VmHWM"))), 10);
+  return {
+    pid: p.pid,
+    dir,
+    mq,
+    lines: () => counter?.state.lines ?? 0,
+    peakKiB: () => Math.max(peak, status(p.pid, "VmHWM")),
+    stop: async () => {
+      clearInterval(sampler);
+      p.kill("SIGTERM");
+      await p.exited;
+      await counter?.done;
+      mqRemove(mq);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** socat or nc as a byte pipe from a listening unix socket to a counted stdout. */
+async function startPipe(cmd: (sock: string) => string[]): Promise<Server> {
+  const dir = mkdtempSync(join(WORK, "pipe-"));
+  const sock = join(dir, "socket");
+  const p = Bun.spawn(cmd(sock), { cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+  running.add(p);
+  const counter = consume(p.stdout as ReadableStream<Uint8Array>);
+  await until(() => existsSync(sock), `${cmd(sock)[0]} to listen`);
+  return {
+    pid: p.pid,
+    dir,
+    mq: "",
+    lines: () => counter.state.lines,
+    peakKiB: () => status(p.pid, "VmHWM"),
+    stop: async () => {
+      p.kill("SIGKILL");
+      await p.exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const SCENARIOS = {
+  stream: { n: 1_000_000, bytes: 32, load: (s: Server) => runLoad(["stream", join(s.dir, "socket"), 1_000_000, 32]) },
+  oneshot: { n: 20_000, bytes: 10, load: (s: Server) => runLoad(["oneshot", join(s.dir, "socket"), 20_000, 4]) },
+  fifo: { n: 1_000_000, bytes: 32, load: (s: Server) => runLoad(["fifo", join(s.dir, "fifo"), 1_000_000, 32]) },
+  mq: { n: 100_000, bytes: 32, load: (s: Server) => runLoad(["mq", s.mq, 100_000, 32]) },
+  rtsig: { n: 10_000, bytes: 4, load: (s: Server) => runLoad(["sig", s.pid, 10_000, RTMIN]) },
+} as const;
+type Scenario = keyof typeof SCENARIOS;
+
+interface Row {
+  scenario: string;
+  server: string;
+  n: number;
+  secs: number;
+  mb: number;
+  peakKiB: number;
+}
+
+async function measure(scenario: Scenario, server: string, s: Server): Promise<Row> {
+  const sc = SCENARIOS[scenario];
+  const base = s.lines();
+  const t0 = performance.now();
+  await sc.load(s);
+  await until(() => s.lines() - base >= sc.n, `${sc.n} lines from ${server}`, 120_000);
+  const secs = (performance.now() - t0) / 1000;
+  const row = { scenario, server, n: sc.n, secs, mb: (sc.n * sc.bytes) / 1e6, peakKiB: s.peakKiB() };
+  await s.stop();
+  return row;
+}
+
+function fmt(rows: Row[]): string {
+  const head = "| scenario | server | messages | time | messages/s | MB/s | peak RSS |\n|---|---|---:|---:|---:|---:|---:|";
+  return [
+    head,
+    ...rows.map(
+      (r) =>
+        `| ${r.scenario} | ${r.server} | ${r.n.toLocaleString("en")} | ${r.secs.toFixed(3)} s | ${Math.round(r.n / r.secs).toLocaleString("en")} | ${(r.mb / r.secs).toFixed(1)} | ${r.peakKiB > 0 ? `${(r.peakKiB / 1024).toFixed(1)} MiB` : "—"} |`,
+    ),
+  ].join("\n");
+}
+
+async function latency(kind: "stream" | "fifo" | "mq" | "sig"): Promise<number[]> {
+  const samples: number[] = [];
+  let rest = "";
+  const s = await startPostbox(["--linger", "0"], "pipe", (text) => {
+    rest += text;
+    const now = nowUs();
+    let nl: number;
+    while ((nl = rest.indexOf("\n")) !== -1) {
+      const line = rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+      const v = Number(line.slice(line.lastIndexOf(" ") + 1));
+      samples.push(kind === "sig" ? (((Math.floor(now) & 0x7fffffff) - v + 2 ** 31) % 2 ** 31) : now - v);
+    }
+  });
+  const target = kind === "stream" ? join(s.dir, "socket") : kind === "fifo" ? join(s.dir, "fifo") : kind === "mq" ? s.mq : String(s.pid);
+  await runLoad([`lat-${kind}`, target, 2000, 200, ...(kind === "sig" ? [RTMIN] : [])]);
+  await until(() => samples.length >= 2000, `2000 ${kind} latency samples`);
+  await s.stop();
+  return samples.sort((a, b) => a - b);
+}
+
+const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+async function startup(): Promise<{ medianMs: number; idleKiB: number }> {
+  const times: number[] = [];
+  let idle = 0;
+  for (let i = 0; i < 10; i++) {
+    const dir = mkdtempSync(join(WORK, "start-"));
+    const mq = `/pbbench_${process.pid}_start${i}`;
+    const t0 = performance.now();
+    const p = Bun.spawn([BIN, "--mq", mq], { cwd: dir, stdout: "ignore", stderr: "pipe" });
+    let text = "";
+    const dec = new TextDecoder();
+    const reader = (p.stderr as ReadableStream<Uint8Array>).getReader();
+    while (!text.includes("... by signal")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`postbox did not start: ${text}`);
+      text += dec.decode(value);
+    }
+    times.push(performance.now() - t0);
+    if (i === 9) {
+      await sleep(500);
+      idle = status(p.pid, "VmRSS");
+    }
+    p.kill("SIGTERM");
+    await p.exited;
+    mqRemove(mq);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  times.sort((a, b) => a - b);
+  return { medianMs: (times[4]! + times[5]!) / 2, idleKiB: idle };
+}
+
+async function main(): Promise<void> {
+  const which = process.argv.slice(2) as Scenario[];
+  const scenarios = which.length > 0 ? which : (Object.keys(SCENARIOS) as Scenario[]);
+  const bun = Bun.spawnSync([BIN, "--version"]).stdout.toString().trim();
+  console.log(`# postbox ${bun} benchmark — ${new Date().toISOString().slice(0, 10)}`);
+  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Linux ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}, Bun ${Bun.version}\n`);
+
+  const rows: Row[] = [];
+  for (const sc of scenarios) {
+    rows.push(await measure(sc, "postbox", await startPostbox([])));
+    if (sc === "stream" || sc === "oneshot") {
+      if (Bun.which("socat")) rows.push(await measure(sc, "socat", await startPipe((p) => ["socat", "-u", `UNIX-LISTEN:${p}${sc === "oneshot" ? ",fork" : ""}`, "STDOUT"])));
+      if (Bun.which("nc") && sc === "stream") rows.push(await measure(sc, "nc -lU", await startPipe((p) => ["nc", "-d", "-lU", p])));
+    }
+  }
+  console.log("## Throughput (stdout to a pipe read by the bench)\n");
+  console.log(fmt(rows));
+
+  console.log("\n## stream into other outputs (postbox --count, time until it exits)\n");
+  const outs: Row[] = [];
+  for (const out of ["pipe", "file", "/dev/null"] as Out[]) {
+    const s = await startPostbox(["--count", "1000000"], out);
+    const t0 = performance.now();
+    await runLoad(["stream", join(s.dir, "socket"), 1_000_000, 32]);
+    await until(() => !existsSync(join(s.dir, "pid")), "postbox to exit after --count", 120_000);
+    outs.push({ scenario: "stream", server: `postbox > ${out}`, n: 1_000_000, secs: (performance.now() - t0) / 1000, mb: 32, peakKiB: s.peakKiB() });
+    await s.stop();
+  }
+  console.log(fmt(outs));
+
+  console.log("\n## Latency (2,000 messages, one every 200 µs; sent → line read from postbox's stdout)\n");
+  console.log("| channel | p50 | p99 | max |\n|---|---:|---:|---:|");
+  for (const kind of ["stream", "fifo", "mq", "sig"] as const) {
+    const xs = await latency(kind);
+    console.log(`| ${kind === "sig" ? "rtsig" : kind === "stream" ? "socket" : kind} | ${pct(xs, 50).toFixed(0)} µs | ${pct(xs, 99).toFixed(0)} µs | ${xs[xs.length - 1]!.toFixed(0)} µs |`);
+  }
+
+  const st = await startup();
+  console.log(`\n## Start-up and memory\n\nstart-up to ready (banner), median of 10: ${st.medianMs.toFixed(1)} ms; idle RSS: ${(st.idleKiB / 1024).toFixed(1)} MiB`);
+}
+
+try {
+  await main();
+} finally {
+  for (const p of running) p.kill("SIGKILL");
+  rmSync(WORK, { recursive: true, force: true });
+}
