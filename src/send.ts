@@ -39,6 +39,7 @@ async function sendSocket(address: string, messages: AsyncIterable<string> | Ite
   try {
     socket = await Bun.connect({
       unix,
+      allowHalfOpen: true, // the server's half-close must not close our sending side
       socket: {
         data: (_s, chunk) => {
           if (answer.length < 1024) answer += Buffer.from(chunk).toString("utf8");

@@ -16,17 +16,39 @@ async function client(path: string, chunks: (string | Uint8Array)[], opts: { end
   let ended!: () => void;
   const done = new Promise<void>((r) => (closed = r));
   const serverEnded = new Promise<void>((r) => (ended = r));
-  const s = await Bun.connect({ unix: path, socket: { data() {}, close: () => closed(), end: () => ended() } });
-  for (const c of chunks) {
+  let finished = false;
+  let peerDone = false;
+  // allowHalfOpen: the server's half-close (--linger) must not close our sending side
+  const s = await Bun.connect({
+    unix: path,
+    allowHalfOpen: true,
+    socket: {
+      data() {},
+      close: () => closed(),
+      end: (x) => {
+        peerDone = true;
+        ended();
+        if (finished) x.end();
+      },
+    },
+  });
+  const write = async (c: string | Uint8Array) => {
     let rest = typeof c === "string" ? Buffer.from(c) : c;
     while (rest.byteLength > 0) {
       const w = s.write(rest);
       rest = rest.subarray(Math.max(w, 0));
       if (rest.byteLength > 0) await Bun.sleep(1);
     }
-  }
-  if (opts.end !== false) s.shutdown();
-  return { socket: s, closed: done, ended: serverEnded };
+  };
+  /** Half-close our side; the connection closes once the server has closed its side too. */
+  const finish = () => {
+    finished = true;
+    s.shutdown();
+    if (peerDone) s.end();
+  };
+  for (const c of chunks) await write(c);
+  if (opts.end !== false) finish();
+  return { socket: s, write, finish, closed: done, ended: serverEnded };
 }
 
 describe("socket channel", () => {
@@ -58,9 +80,9 @@ describe("socket channel", () => {
     const c = await client(join(dir.path, "socket"), ["first\n"], { end: false });
     await pb.waitLines(1);
     await c.ended; // the server half-closed after 50 ms of quiet
-    c.socket.write("sec");
-    c.socket.write("ond\nthird");
-    c.socket.shutdown();
+    await c.write("sec");
+    await c.write("ond\nthird");
+    c.finish();
     await c.closed;
     expect((await pb.waitLines(3)).map((l) => l.split(": ")[1])).toEqual(["first", "second", "third"]);
   });
@@ -71,8 +93,8 @@ describe("socket channel", () => {
     const c = await client(join(dir.path, "socket"), ["a\nb\n", "par"], { end: false });
     await pb.waitLines(2);
     expect(c.socket.readyState).toBe(1); // not half-closed by the server
-    c.socket.write("tial");
-    c.socket.shutdown();
+    await c.write("tial");
+    c.finish();
     await c.closed;
     expect((await pb.waitLines(3))[2]).toBe(`socket[pid=${process.pid},uid=${uid},gid=${gid}]: partial`);
   });
@@ -189,11 +211,11 @@ describe("socket channel", () => {
     const c = await client(path, ["c\n"]);
     await pb.waitStderr(/--max-connections 2 reached/);
     expect(pb.lines()).toHaveLength(2);
-    a.socket.shutdown();
+    a.finish();
     await a.closed;
     await c.closed;
     expect((await pb.waitLines(3))[2]).toMatch(/: c$/);
-    b.socket.shutdown();
+    b.finish();
     await b.closed;
   });
 
