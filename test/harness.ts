@@ -159,3 +159,8 @@ export async function cpuTicks(pid: number): Promise<number> {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return Number(fields[11]) + Number(fields[12]);
 }
+
+/** One line of measured figures for the reliability suite's log. */
+export function report(name: string, figures: Record<string, number | string>): void {
+  console.log(`reliability: ${name}: ${Object.entries(figures).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+}

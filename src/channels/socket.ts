@@ -44,6 +44,9 @@ export class SocketHub {
   /** Accepted past --max-connections, not read yet (the kernel holds what they sent). */
   private readonly waiting = new Set<Client>();
   private waitWarned = -Infinity;
+  /** Soft RLIMIT_NOFILE: past it Bun stops accepting (EMFILE) until an fd frees. */
+  private readonly fdLimit = openFileLimit();
+  private fdWarned = -Infinity;
 
   constructor(
     private readonly opts: SocketOptions,
@@ -136,6 +139,7 @@ export class SocketHub {
     // read. Past --max-connections a client waits paused, its bytes in the kernel
     // and not in our memory, until a slot frees; past WAIT_FACTOR times the
     // limit it is refused.
+    this.checkFdLimit();
     if (this.conns.size + this.waiting.size >= WAIT_FACTOR * this.opts.maxConnections) {
       this.refuse(1);
       s.terminate();
@@ -199,6 +203,18 @@ export class SocketHub {
       this.finish(s);
       s.end();
     }
+  }
+
+  /** Near the open-file limit new clients wait in the kernel's queue: say so (once a second). */
+  private checkFdLimit(): void {
+    const open = this.conns.size + this.waiting.size + FD_RESERVE;
+    if (open < this.fdLimit) return;
+    const now = performance.now();
+    if (now - this.fdWarned < 1000) return;
+    this.fdWarned = now;
+    this.ctx.warn(
+      `${this.conns.size + this.waiting.size} clients open, near the open-file limit (ulimit -n ${this.fdLimit}): new clients wait until one leaves`,
+    );
   }
 
   /** A slot is free: let the longest-waiting client in. */
@@ -280,6 +296,18 @@ export class SocketHub {
     if (this.refused === 0) return;
     this.ctx.warn(`--max-connections ${this.opts.maxConnections} reached: refused ${this.refused} more connection(s)`);
     this.refused = 0;
+  }
+}
+
+/** fds postbox itself uses besides clients (channels, stdio, Bun's own). */
+const FD_RESERVE = 24;
+
+function openFileLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    return m ? Number(m[1]) : Infinity;
+  } catch {
+    return Infinity;
   }
 }
 
