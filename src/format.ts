@@ -112,19 +112,38 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const UNSAFE_IN_JSON = /[\u007f-\u009f\u2028\u2029]/g;
 const HAS_UNSAFE = /[\u007f-\u009f\u2028\u2029]/;
 
-/** One NDJSON object (without the newline). */
-export function jsonLine(from: Sender, body: Uint8Array, now = new Date()): string {
-  const rec: Record<string, string | number> = { ts: now.toISOString(), channel: from.channel };
-  let text: string | undefined;
-  try {
-    text = strictUtf8.decode(body);
-  } catch {
-    rec.msg = escapedText(body);
-    rec.msg_b64 = Buffer.from(body).toString("base64");
+let isoMs = -1;
+let iso = "";
+
+/** toISOString costs more than the rest of a line: once per millisecond is enough. */
+function timestamp(now?: Date): string {
+  if (now) return now.toISOString();
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    iso = new Date(ms).toISOString();
   }
-  if (text !== undefined) rec.msg = text;
-  Object.assign(rec, from.fields);
-  const line = JSON.stringify(rec);
+  return iso;
+}
+
+/** The sender's fields as the tail of a JSON object (`,"pid":1,…`), made once per sender. */
+const fieldsJson = new WeakMap<Sender, string>();
+
+/** One NDJSON object (without the newline): ts, channel, msg (msg_b64), then the sender's fields. */
+export function jsonLine(from: Sender, body: Uint8Array, now?: Date): string {
+  let msg: string;
+  try {
+    msg = JSON.stringify(strictUtf8.decode(body));
+  } catch {
+    msg = `${JSON.stringify(escapedText(body))},"msg_b64":"${Buffer.from(body).toString("base64")}"`;
+  }
+  let tail = fieldsJson.get(from);
+  if (tail === undefined) {
+    const f = JSON.stringify(from.fields);
+    fieldsJson.set(from, (tail = f === "{}" ? "}" : `,${f.slice(1)}`));
+  }
+  const line = `{"ts":"${timestamp(now)}","channel":"${from.channel}","msg":${msg}${tail}`;
+  // comm comes from the sender too (prctl PR_SET_NAME): the whole line is checked
   return HAS_UNSAFE.test(line)
     ? line.replace(UNSAFE_IN_JSON, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`)
     : line;
