@@ -9,6 +9,8 @@ export interface Sender {
   readonly channel: Channel;
   readonly prefix: string;
   readonly fields: Readonly<Record<string, string | number>>;
+  /** prefix as bytes, made on first use: a connection writes it before every line. */
+  prefixBytes?: Uint8Array;
 }
 
 export function fifoSender(via: string): Sender {
@@ -151,7 +153,12 @@ export function jsonLine(from: Sender, body: Uint8Array, now?: Date): string {
 
 /** Append one text line for the message in b[start, end). */
 export function writeText(out: Output, from: Sender, b: Uint8Array, start = 0, end = b.byteLength): void {
-  out.ascii(from.prefix);
+  const prefix = (from.prefixBytes ??= Buffer.from(from.prefix, "latin1"));
+  out.reserve(prefix.byteLength + (end - start) * 4 + 1);
+  const buf = out.buf;
+  let len = out.len;
+  for (let i = 0; i < prefix.byteLength; i++) buf[len++] = prefix[i]!;
+  out.len = len;
   writeEscaped(out, b, start, end);
-  out.ascii("\n");
+  out.buf[out.len++] = 10;
 }

@@ -48,22 +48,32 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   const decoder = new TextDecoder();
   let counted = 0;
 
+  type Deliver = ChannelContext["deliver"];
+  // The common case — text to stdout, no limits — skips every check per line.
+  const plain: Deliver = (from, body, start = 0, end = body.byteLength) => {
+    if (done) return;
+    writeText(out, from, body, start, end);
+    out.commit();
+    counted++;
+  };
+  const checked: Deliver = (from, body, start = 0, end = body.byteLength) => {
+    if (done) return; // --count reached or stdout gone: nothing more is taken
+    const uid = from.fields.uid;
+    if (typeof uid === "number" && !policy.take(uid)) return;
+    if (opts.json || store) {
+      const line = jsonLine(from, body.subarray(start, end));
+      store?.append(line);
+      if (opts.json) out.utf8(line + "\n");
+      else writeText(out, from, body, start, end);
+    } else writeText(out, from, body, start, end);
+    out.commit();
+    if (opts.match && !opts.match.test(decoder.decode(body.subarray(start, end)))) return;
+    counted++;
+    if (opts.count !== null && counted >= opts.count) finish({ why: `--count ${opts.count} reached`, exitCode: EXIT.ok });
+  };
+  const simple = !opts.json && !store && opts.rate === null && opts.match === null && opts.count === null;
   const ctx: ChannelContext = {
-    deliver(from, body, start = 0, end = body.byteLength) {
-      if (done) return; // --count reached or stdout gone: nothing more is taken
-      const uid = from.fields.uid;
-      if (typeof uid === "number" && !policy.take(uid)) return;
-      if (opts.json || store) {
-        const line = jsonLine(from, body.subarray(start, end));
-        store?.append(line);
-        if (opts.json) out.utf8(line + "\n");
-        else writeText(out, from, body, start, end);
-      } else writeText(out, from, body, start, end);
-      out.commit();
-      if (opts.match && !opts.match.test(decoder.decode(body.subarray(start, end)))) return;
-      counted++;
-      if (opts.count !== null && counted >= opts.count) finish({ why: `--count ${opts.count} reached`, exitCode: EXIT.ok });
-    },
+    deliver: simple ? plain : checked,
     warn: (message) => log.warn(message),
     allows: (uid, gid, who) => policy.allows(uid, gid, who),
   };
