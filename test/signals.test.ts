@@ -62,6 +62,13 @@ describe("signal channel", () => {
     expect((await pb.stop()).exitCode).toBe(0);
   });
 
+  test("the handler compiles without a writable TMPDIR (the C source goes through a memfd)", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, only, { env: { TMPDIR: "/nonexistent" } });
+    const k = await run(["/bin/kill", "-USR1", "-q", "5", String(pb.pid)]);
+    expect(await pb.waitLines(1)).toEqual([`signal[pid=${k.pid},uid=${uid},sig=SIGUSR1]: 5`]);
+  });
+
   test("bad signal names are usage errors", async () => {
     using dir = tempDir();
     for (const s of ["HUP", "RTMIN+99", "KILL", "RTMAX+1"]) {

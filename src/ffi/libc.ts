@@ -10,6 +10,7 @@ const symbols = {
   __errno_location: { args: [], returns: ptr },
   mknod: { args: [ptr, u32, u64], returns: i32 },
   fcntl: { args: [i32, i32, i32], returns: i32 },
+  memfd_create: { args: [ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
   socket: { args: [i32, i32, i32], returns: i32 },
@@ -60,6 +61,15 @@ export const S_IFIFO = 0o010000;
 /** mknod(2); the mode is still narrowed by the umask, as in C. */
 export function mknod(path: string, mode: number): void {
   if (c().mknod(cstr(path), mode, 0) !== 0) fail("mknod", path);
+}
+
+const MFD_CLOEXEC = 1;
+
+/** An anonymous in-memory file (for cc(), which cannot read the compiled binary's /$bunfs). */
+export function memfdCreate(name: string): number {
+  const fd = c().memfd_create(cstr(name), MFD_CLOEXEC);
+  if (fd < 0) fail("memfd_create", name);
+  return fd;
 }
 
 const F_GETFL = 3;

@@ -3,11 +3,10 @@
 // non-blocking pipe. signalfd cannot be used: Bun's loop waits with no signal
 // blocked, so a signal not handled this way kills the process (PLATFORM-NOTES).
 import { cc } from "bun:ffi";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { closeSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
 import { SysError } from "../errors.ts";
+import { memfdCreate } from "./libc.ts";
 
 const SOURCE = String.raw`
 typedef unsigned long size_t;
@@ -86,15 +85,17 @@ function check(syscall: string, rc: number): number {
   return rc;
 }
 
-/** Compile the handler once per process (cc() cannot read /$bunfs: the source goes through a temp file). */
+/**
+ * Compile the handler once per process. cc() cannot read the compiled binary's
+ * /$bunfs, and a temp file would need a writable TMPDIR: the source goes through a memfd.
+ */
 export function signalTrapLib(): SignalTrapLib {
   if (lib) return lib;
-  const dir = mkdtempSync(join(tmpdir(), "postbox-cc-"));
+  const memfd = memfdCreate("postbox-siginfo.c");
   try {
-    const source = join(dir, "siginfo.c");
-    writeFileSync(source, SOURCE);
+    writeFileSync(memfd, SOURCE);
     const { symbols } = cc({
-      source,
+      source: `/proc/self/fd/${memfd}`,
       symbols: {
         pb_open: { args: [], returns: "int" },
         pb_catch: { args: ["int"], returns: "int" },
@@ -109,7 +110,7 @@ export function signalTrapLib(): SignalTrapLib {
     };
     return lib;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    closeSync(memfd);
   }
 }
 
