@@ -181,7 +181,6 @@ export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeO
   return opts;
 }
 
-
 export const sendArgs = {
   socket: { type: "string", valueHint: "path", description: "Post to the Unix socket at path" },
   abstract: { type: "string", valueHint: "name", description: "Post to the abstract socket @name" },
@@ -200,11 +199,7 @@ export function parseSend(raw: string[]): { target: SendTarget; words: string[] 
   const a = parseArgs<typeof sendArgs>(raw, sendArgs);
   const chosen = (["socket", "abstract", "fifo", "mq", "signal"] as const).filter((k) => a[k] !== undefined);
   if (chosen.length !== 1) throw new UsageError("send needs exactly one target: --socket, --abstract, --fifo, --mq or --signal");
-  const value = (k: "socket" | "abstract" | "fifo" | "mq" | "signal"): string => {
-    const v = a[k];
-    if (typeof v !== "string" || v === "") throw new UsageError(`--${k} needs a non-empty value`);
-    return v;
-  };
+  const value = (k: "socket" | "abstract" | "fifo" | "mq" | "signal"): string => pathOption(a[k], k, "") ?? "";
   let target: SendTarget;
   switch (chosen[0]!) {
     case "socket":
@@ -235,7 +230,6 @@ export function parseSend(raw: string[]): { target: SendTarget; words: string[] 
   if (target.kind !== "signal" && a.pid !== undefined) throw new UsageError("--pid goes with --signal");
   return { target, words };
 }
-
 
 export const waitArgs = {
   socket: { type: "string", valueHint: "path", description: "Wait for a postbox on this socket [socket]" },

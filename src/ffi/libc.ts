@@ -21,7 +21,6 @@ const symbols = {
   sigqueue: { args: [i32, i32, i64], returns: i32 },
   mq_open: { args: [ptr, i32, u32, ptr], returns: i32 },
   mq_getattr: { args: [i32, ptr], returns: i32 },
-  mq_setattr: { args: [i32, ptr, ptr], returns: i32 },
   mq_receive: { args: [i32, ptr, u64, ptr], returns: i64 },
   mq_send: { args: [i32, ptr, u64, u32], returns: i32 },
   mq_notify: { args: [i32, ptr], returns: i32 },
