@@ -70,6 +70,16 @@ describe("lifecycle", () => {
     expect(await runPostbox(dir.path, ["--version"])).toEqual({ exitCode: 0, stdout: `${pkg.version}\n`, stderr: "" });
   });
 
+  test("a stranger's .env in the working directory is not read by the binary", async () => {
+    using dir = tempDir();
+    await Bun.write(join(dir.path, ".env"), "NOTIFY_SOCKET=/nonexistent/notify\n");
+    await using pb = await startPostbox(dir.path, ["--no-signals"]);
+    expect(pb.stderr.text).not.toContain("cannot notify systemd"); // it would, had .env been loaded
+    const withEnv = await startPostbox(dir.path, ["--no-signals", "--no-socket", "--no-fifo"], { env: { NOTIFY_SOCKET: "/nonexistent/notify" } });
+    expect(withEnv.stderr.text).toContain("cannot notify systemd at /nonexistent/notify"); // the check above can fail
+    await withEnv[Symbol.asyncDispose]();
+  });
+
   test("--quiet: no banner, messages still on stdout", async () => {
     using dir = tempDir();
     const mq = mqName();
