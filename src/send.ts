@@ -53,7 +53,9 @@ async function sendSocket(address: string, messages: AsyncIterable<string> | Ite
       },
     });
   } catch (err) {
-    const hint = errnoName(err) === "ECONNREFUSED" || errnoName(err) === "ENOENT" ? "; is a postbox serving there?" : "";
+    const code = errnoName(err);
+    if (code === "ECONNRESET") throw new PostboxError(`${address}: the postbox closed the connection at once (refused? see its log)`);
+    const hint = code === "ECONNREFUSED" || code === "ENOENT" ? "; is a postbox serving there?" : "";
     throw new PostboxError(`cannot connect to ${address}: ${reason(err)}${hint}`);
   }
   let n = 0;

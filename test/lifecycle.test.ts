@@ -34,7 +34,7 @@ describe("lifecycle", () => {
         dir.path,
         `set -u
         ( "${BIN}" --mq ${mq} --no-signals 2>err.txt; echo $? > rc.txt ) | head -n 1 > out.txt &
-        for i in $(seq 1 500); do [ -S socket ] && break; sleep 0.01; done
+        "${BIN}" wait --socket socket --timeout 10
         for i in $(seq 1 20); do "${BIN}" send --socket socket "m$i" || break; done
         wait`,
         20_000,
@@ -85,7 +85,7 @@ describe("lifecycle", () => {
     const mq = mqName();
     try {
       const p = Bun.spawn([BIN, "--quiet", "--mq", mq], { cwd: dir.path, stdout: "pipe", stderr: "pipe" });
-      for (let i = 0; i < 500 && !existsSync(join(dir.path, "socket")); i++) await Bun.sleep(10);
+      expect((await runPostbox(dir.path, ["wait", "--socket", "socket", "--timeout", "10"])).exitCode).toBe(0);
       expect((await runPostbox(dir.path, ["send", "--socket", "socket", "q"])).exitCode).toBe(0);
       const reader = p.stdout.getReader();
       const { value } = await reader.read();

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, readFileSync, writeFileSync } from "node:fs";
+import { lstatSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { have, rssKiB, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
 
@@ -154,7 +154,8 @@ describe("socket channel", () => {
       stderr: "pipe",
     });
     try {
-      await until(() => existsSync(join(dir.path, "socket")), "the socket");
+      // the file appears at bind(), a moment before listen(): wait until it answers
+      expect((await runPostbox(dir.path, ["wait", "--socket", "socket", "--timeout", "10"])).exitCode).toBe(0);
       const piece = new Uint8Array(1 << 20).fill(0x78);
       const c = await client(join(dir.path, "socket"), Array.from({ length: 64 }, () => piece));
       await c.closed;

@@ -30,6 +30,9 @@ interface Conn {
 
 type Client = Socket<Conn | undefined>;
 
+/** How long a refused client may take to read why before it is cut off. */
+const REFUSED_GRACE_MS = 1000;
+
 /** Clients that may wait for a slot, as a multiple of --max-connections. */
 const WAIT_FACTOR = 64;
 
@@ -150,8 +153,11 @@ export class SocketHub {
       const cred = peerCred((s as unknown as { fd: number }).fd);
       if (!this.ctx.allows(cred.uid, () => cred.gid, `socket client pid ${cred.pid} (uid ${cred.uid}, gid ${cred.gid})`)) {
         // The only thing postbox ever writes to a client: why it is turned away (nc prints it).
+        // Half-close, not close: closing with the client's bytes unread would reset the
+        // connection before it can read the answer. What it sends is read and dropped.
         s.write(`postbox: refused: uid ${cred.uid} may not post here\n`);
-        s.end();
+        s.shutdown();
+        setTimeout(() => s.terminate(), REFUSED_GRACE_MS).unref();
         return;
       }
       sender = socketSender(via, cred.pid, cred.uid, cred.gid, this.opts.withComm ? comm(cred.pid) : undefined);
