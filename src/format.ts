@@ -69,8 +69,11 @@ function cont(x: number): boolean {
 /** Write b[start, end) as one line of text: printable UTF-8 as is, everything else escaped. */
 export function writeEscaped(out: Output, b: Uint8Array, start = 0, end = b.byteLength): void {
   out.reserve((end - start) * 4);
-  const buf = out.buf;
-  let len = out.len;
+  out.len = escapeInto(out.buf, out.len, b, start, end);
+}
+
+/** Escape b[start, end) into buf at len (room for 4 bytes per input byte is there); returns the new length. */
+function escapeInto(buf: Uint8Array, len: number, b: Uint8Array, start: number, end: number): number {
   for (let i = start; i < end; ) {
     const c = b[i]!;
     if (c >= 0x20 && c < 0x7f) {
@@ -89,7 +92,7 @@ export function writeEscaped(out: Output, b: Uint8Array, start = 0, end = b.byte
     for (let k = 0; k < esc.length; k++) buf[len++] = esc.charCodeAt(k);
     i++;
   }
-  out.len = len;
+  return len;
 }
 
 /** The escaped text form as a string (for --json when the bytes are not UTF-8). */
@@ -151,6 +154,36 @@ export function jsonLine(from: Sender, body: Uint8Array, now?: Date): string {
     : line;
 }
 
+/**
+ * Fast path for plain text: the whole lines of b[start, stop), each after the
+ * prefix, in one pass. Stops (and returns) at the first line that is longer than
+ * max or holds a byte to escape; that line is left to writeText.
+ */
+export function writeTextLines(out: Output, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
+  const prefix = (from.prefixBytes ??= Buffer.from(from.prefix, "latin1"));
+  const p = prefix.byteLength;
+  let i = start;
+  while (i < stop) {
+    out.reserve(p + max + 1);
+    const buf = out.buf;
+    let len = out.len;
+    for (let k = 0; k < p; k++) buf[len++] = prefix[k]!;
+    const first = i;
+    for (let c = b[i]!; c !== 10; c = b[++i]!) {
+      if (c < 0x20 || c >= 0x7f || i - first === max) {
+        out.commit();
+        return first; // out.len was not moved: this line's prefix is dropped
+      }
+      buf[len++] = c;
+    }
+    buf[len++] = 10;
+    i++;
+    out.len = len;
+  }
+  out.commit();
+  return i;
+}
+
 /** Append one text line for the message in b[start, end). */
 export function writeText(out: Output, from: Sender, b: Uint8Array, start = 0, end = b.byteLength): void {
   const prefix = (from.prefixBytes ??= Buffer.from(from.prefix, "latin1"));
@@ -158,7 +191,7 @@ export function writeText(out: Output, from: Sender, b: Uint8Array, start = 0, e
   const buf = out.buf;
   let len = out.len;
   for (let i = 0; i < prefix.byteLength; i++) buf[len++] = prefix[i]!;
+  len = escapeInto(buf, len, b, start, end);
+  buf[len++] = 10;
   out.len = len;
-  writeEscaped(out, b, start, end);
-  out.buf[out.len++] = 10;
 }

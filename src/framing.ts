@@ -3,6 +3,13 @@
 
 const NL = 10;
 
+/**
+ * Optional fast path: takes whole lines of buf[start, stop) (stop is just past a
+ * "\n") in one pass and returns where it stopped: stop, or the start of a line it
+ * leaves to onLine (one too long, or needing escapes).
+ */
+export type BulkLines = (buf: Uint8Array, start: number, stop: number) => number;
+
 export class LineFramer {
   private partial: Uint8Array | null = null;
   private oversized = false;
@@ -16,6 +23,7 @@ export class LineFramer {
     private readonly max: number,
     private readonly onLine: (buf: Uint8Array, start: number, end: number) => void,
     private readonly onOversize: () => void,
+    private readonly bulk?: BulkLines,
   ) {}
 
   /** Bytes held of an unfinished line. */
@@ -39,9 +47,21 @@ export class LineFramer {
       this.line(joined, 0, joined.byteLength);
       start = nl + 1;
     }
-    for (let nl = chunk.indexOf(NL, start); nl !== -1; nl = chunk.indexOf(NL, start)) {
-      this.line(chunk, start, nl);
-      start = nl + 1;
+    if (this.bulk) {
+      const stop = chunk.lastIndexOf(NL) + 1;
+      while (start < stop) {
+        start = this.bulk(chunk, start, stop);
+        if (start < stop) {
+          const nl = chunk.indexOf(NL, start);
+          this.line(chunk, start, nl);
+          start = nl + 1;
+        }
+      }
+    } else {
+      for (let nl = chunk.indexOf(NL, start); nl !== -1; nl = chunk.indexOf(NL, start)) {
+        this.line(chunk, start, nl);
+        start = nl + 1;
+      }
     }
     if (start < chunk.byteLength) this.keep(chunk.subarray(start));
   }

@@ -8,7 +8,7 @@ import { rtSignalRange } from "./ffi/libc.ts";
 import { EXIT, reason } from "./errors.ts";
 import { Policy } from "./policy.ts";
 import { removePidfile, sdNotify, writePidfile } from "./readiness.ts";
-import { jsonLine, writeText } from "./format.ts";
+import { jsonLine, writeText, writeTextLines } from "./format.ts";
 import { Store } from "./store.ts";
 import { adoptFifo } from "./channels/fifo.ts";
 import { adoptMqueue } from "./channels/mqueue.ts";
@@ -71,9 +71,10 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     counted++;
     if (opts.count !== null && counted >= opts.count) finish({ why: `--count ${opts.count} reached`, exitCode: EXIT.ok });
   };
-  const simple = !opts.json && !store && opts.rate === null && opts.match === null && opts.count === null;
+  const simple = !opts.json && !store && opts.rate === null && opts.match === null && opts.count === null && opts.timeout === null;
   const ctx: ChannelContext = {
     deliver: simple ? plain : checked,
+    deliverLines: simple ? (from, body, start, stop, max) => (done ? stop : writeTextLines(out, from, body, start, stop, max)) : undefined,
     warn: (message) => log.warn(message),
     allows: (uid, gid, who) => policy.allows(uid, gid, who),
   };

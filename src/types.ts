@@ -61,6 +61,11 @@ export const DEFAULTS = {
 export interface ChannelContext {
   /** One message: body[start, end) (a range, so framing allocates nothing per line). */
   deliver(from: Sender, body: Uint8Array, start?: number, end?: number): void;
+  /**
+   * Set when nothing but text goes to stdout: whole lines of body[start, stop) in one
+   * pass (see LineFramer's bulk path); returns where it stopped.
+   */
+  deliverLines?: (from: Sender, body: Uint8Array, start: number, stop: number, max: number) => number;
   warn(message: string): void;
   /** --allow-uid/--allow-gid: may this sender post? (gid looked up only when needed). Warns when not. */
   allows(uid: number, gid: () => number | undefined, who: string): boolean;

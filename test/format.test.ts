@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { fifoSender, jsonLine, signalSender, socketSender, writeEscaped, writeText } from "../src/format.ts";
+import { fifoSender, jsonLine, signalSender, socketSender, writeEscaped, writeText, writeTextLines } from "../src/format.ts";
 import { Output } from "../src/output.ts";
 
 function text(body: Uint8Array | string, from = fifoSender("fifo")): string {
@@ -34,6 +34,19 @@ test("a range ends the line: bytes after it never complete a UTF-8 sequence", ()
   const out = new Output(-1, () => {});
   writeEscaped(out, new Uint8Array([0x41, 0xc3, 0x0a, 0xa9]), 0, 2);
   expect(Buffer.from(out.buf.subarray(0, out.len)).toString("utf8")).toBe("A\\xc3");
+  out.len = 0;
+});
+
+test("writeTextLines: plain lines in one pass, stops at a line to escape or longer than max", () => {
+  const out = new Output(-1, () => {});
+  const b = new TextEncoder().encode("one\ntwo\nbad\x1b\nfour\n");
+  const from = fifoSender("fifo");
+  const stop = writeTextLines(out, from, b, 0, b.byteLength, 64);
+  expect(stop).toBe(8); // the start of "bad\x1b"
+  expect(Buffer.from(out.buf.subarray(0, out.len)).toString()).toBe("fifo: one\nfifo: two\n");
+  expect(writeTextLines(out, from, new TextEncoder().encode("12345\n"), 0, 6, 4)).toBe(0); // 5 > max 4
+  expect(writeTextLines(out, from, new TextEncoder().encode("1234\n"), 0, 5, 4)).toBe(5); // exactly max is fine
+  expect(Buffer.from(out.buf.subarray(0, out.len)).toString()).toBe("fifo: one\nfifo: two\nfifo: 1234\n");
   out.len = 0;
 });
 

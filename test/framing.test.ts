@@ -60,3 +60,25 @@ describe("LineFramer", () => {
     expect(lines).toEqual(["one", "two"]);
   });
 });
+
+describe("LineFramer bulk path", () => {
+  test("whole lines go through bulk; the lines it leaves come to onLine, in order", () => {
+    const got: string[] = [];
+    // a bulk consumer that takes lines without "!" and stops before the first one with it
+    const bulk = (b: Uint8Array, start: number, stop: number) => {
+      let i = start;
+      while (i < stop) {
+        const nl = b.indexOf(10, i);
+        const line = dec(b.subarray(i, nl));
+        if (line.includes("!")) return i;
+        got.push(`bulk:${line}`);
+        i = nl + 1;
+      }
+      return i;
+    };
+    const f = new LineFramer(64, (b, s, e) => got.push(`line:${dec(b.subarray(s, e))}`), () => {}, bulk);
+    f.push(enc("a\nb!\nc\nd"));
+    f.push(enc("e\n"));
+    expect(got).toEqual(["bulk:a", "line:b!", "bulk:c", "line:de"]); // a line joined across chunks takes the plain path
+  });
+});

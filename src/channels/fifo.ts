@@ -56,6 +56,7 @@ function serveFifo(fd: number, path: string, opts: FifoOptions, ctx: ChannelCont
     opts.maxMessage,
     (buf, start, end) => ctx.deliver(sender, buf, start, end),
     () => ctx.warn(`fifo ${path}: a line longer than ${opts.maxMessage} bytes; delivered in pieces`),
+    ctx.deliverLines && ((buf, start, stop) => ctx.deliverLines!(sender, buf, start, stop, opts.maxMessage)),
   );
   let quietTimer: Timer | undefined;
   const reader = readFd(

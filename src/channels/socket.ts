@@ -170,6 +170,7 @@ export class SocketHub {
       this.opts.maxMessage,
       (buf, start, end) => this.ctx.deliver(sender, buf, start, end),
       () => this.ctx.warn(`${sender.prefix.slice(0, -2)} sent a line longer than ${this.opts.maxMessage} bytes; delivered in pieces`),
+      this.ctx.deliverLines && ((buf, start, stop) => this.ctx.deliverLines!(sender, buf, start, stop, this.opts.maxMessage)),
     );
     s.data = { sender, framer, last: 0, halfClosed: false, closed: false };
     if (this.conns.size >= this.opts.maxConnections) {
