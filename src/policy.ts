@@ -36,7 +36,7 @@ export class Policy {
   }
 
   /** A sender is allowed when its uid or (if known) its gid is on a list; a refusal is warned about. */
-  allows(uid: number, gid: () => number | undefined, who: string): boolean {
+  allows(uid: number, gid: () => number | undefined, who: () => string): boolean {
     if (!this.restricted || this.opts.allowUids?.has(uid)) return true;
     if (this.opts.allowGids !== null) {
       const g = gid();
@@ -49,7 +49,7 @@ export class Policy {
       this.reportTimer ??= setTimeout(() => this.report(), 1000);
     } else {
       this.refusals.set(uid, { shown: now, more: 0 });
-      this.warn(`refused ${who}: not on --allow-uid/--allow-gid`);
+      this.warn(`refused ${who()}: not on --allow-uid/--allow-gid`);
     }
     return false;
   }

@@ -67,8 +67,8 @@ export interface ChannelContext {
    */
   deliverLines?: (from: Sender, body: Uint8Array, start: number, stop: number, max: number) => number;
   warn(message: string): void;
-  /** --allow-uid/--allow-gid: may this sender post? (gid looked up only when needed). Warns when not. */
-  allows(uid: number, gid: () => number | undefined, who: string): boolean;
+  /** --allow-uid/--allow-gid: may this sender post? Warns when not; gid and who are computed only when needed. */
+  allows(uid: number, gid: () => number | undefined, who: () => string): boolean;
 }
 
 /** An open channel. close() is safe to call twice. */

@@ -151,7 +151,7 @@ export class SocketHub {
     let sender: Sender;
     try {
       const cred = peerCred((s as unknown as { fd: number }).fd);
-      if (!this.ctx.allows(cred.uid, () => cred.gid, `socket client pid ${cred.pid} (uid ${cred.uid}, gid ${cred.gid})`)) {
+      if (!this.ctx.allows(cred.uid, () => cred.gid, () => `socket client pid ${cred.pid} (uid ${cred.uid}, gid ${cred.gid})`)) {
         // The only thing postbox ever writes to a client: why it is turned away (nc prints it).
         // Half-close, not close: closing with the client's bytes unread would reset the
         // connection before it can read the answer. What it sends is read and dropped.
