@@ -122,6 +122,15 @@ function rate(text: string): number {
   return Number(m[1]);
 }
 
+/** sun_path holds 108 bytes with its NUL (an abstract name: 107 after its leading NUL). */
+const SUN_PATH_MAX = 107;
+
+function socketAddress(value: string | null, flag: string): string | null {
+  if (value !== null && Buffer.byteLength(value) > SUN_PATH_MAX)
+    throw new UsageError(`--${flag} is ${Buffer.byteLength(value)} bytes long; a unix socket address holds at most ${SUN_PATH_MAX} (use a shorter or relative path)`);
+  return value;
+}
+
 /** A path option: its value, null for --no-<name>, or the default. */
 function pathOption(value: unknown, flag: string, dflt: string): string | null {
   if (value === false) return null;
@@ -154,8 +163,8 @@ export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeO
   const verbosity: Verbosity = a.quiet ? "quiet" : a.verbose ? "verbose" : "normal";
   const opts: ServeOptions = {
     fifo: pathOption(a.fifo, "fifo", DEFAULTS.fifo),
-    socket: pathOption(a.socket, "socket", DEFAULTS.socket),
-    abstract: abstract?.replace(/^@/, "") ?? null,
+    socket: socketAddress(pathOption(a.socket, "socket", DEFAULTS.socket), "socket"),
+    abstract: socketAddress(abstract?.replace(/^@/, "") ?? null, "abstract"),
     mq,
     signals,
     mode: parseInt(modeText, 8),
@@ -203,10 +212,10 @@ export function parseSend(raw: string[]): { target: SendTarget; words: string[] 
   let target: SendTarget;
   switch (chosen[0]!) {
     case "socket":
-      target = { kind: "socket", path: value("socket") };
+      target = { kind: "socket", path: socketAddress(value("socket"), "socket")! };
       break;
     case "abstract":
-      target = { kind: "abstract", name: value("abstract").replace(/^@/, "") };
+      target = { kind: "abstract", name: socketAddress(value("abstract").replace(/^@/, ""), "abstract")! };
       break;
     case "fifo":
       target = { kind: "fifo", path: value("fifo") };

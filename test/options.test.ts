@@ -30,6 +30,8 @@ describe("parseServe", () => {
     ["--mq", "noslash"],
     ["--no-fifo", "--no-socket", "--no-mq", "--no-signals"],
     ["-q", "-v"],
+    ["--socket", "s".repeat(108)],
+    ["--abstract", "a".repeat(108)],
   ]) {
     test(`usage error: ${bad.join(" ")}`, () => {
       expect(() => parseServe(bad)).toThrow(UsageError);
