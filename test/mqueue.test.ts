@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { BIN, mqName, runPostbox, startPostbox, tempDir } from "./harness.ts";
+import { BIN, cpuTicks, mqName, runPostbox, startPostbox, tempDir, until } from "./harness.ts";
 import { mqMode, mqPut, mqRemove } from "./helpers/mq.ts";
 
 const only = ["--no-fifo", "--no-socket", "--no-signals"];
@@ -39,6 +39,20 @@ describe("message-queue channel", () => {
     expect(await p.exited).toBe(0);
     const got = await pb.waitLines(3000);
     expect(got.map((l) => l.slice("mqueue[prio=0]: ".length))).toEqual(lines.split("\n"));
+  });
+
+  test("after a burst the queue is no longer polled: idle CPU stays ~0", async () => {
+    using dir = tempDir();
+    using q = queue();
+    await using pb = await startPostbox(dir.path, [...only, "--mq", q.name]);
+    const lines = Array.from({ length: 2000 }, (_, i) => `m${i}`).join("\n");
+    const p = Bun.spawn([BIN, "send", "--mq", q.name, "--wait"], { stdin: new Blob([lines]) });
+    expect(await p.exited).toBe(0);
+    await pb.waitLines(2000);
+    const before = await cpuTicks(pb.pid);
+    const t0 = performance.now();
+    await until(() => performance.now() - t0 >= 1000, "a one-second measuring window");
+    expect((await cpuTicks(pb.pid)) - before).toBeLessThanOrEqual(3); // clock ticks (10 ms) in one second
   });
 
   test("the queue is created with --mode exactly and kept at exit", async () => {
