@@ -28,20 +28,9 @@ export class Output {
     if (n > this.buf.byteLength) this.buf = new Uint8Array(n);
   }
 
-  ascii(s: string): void {
-    this.reserve(s.length);
-    for (let i = 0; i < s.length; i++) this.buf[this.len++] = s.charCodeAt(i);
-  }
-
   utf8(s: string): void {
     this.reserve(s.length * 3);
     this.len += encoder.encodeInto(s, this.buf.subarray(this.len)).written;
-  }
-
-  bytes(b: Uint8Array): void {
-    this.reserve(b.byteLength);
-    this.buf.set(b, this.len);
-    this.len += b.byteLength;
   }
 
   /** Call after appending a whole line: flush now if the buffer is full, else soon. */

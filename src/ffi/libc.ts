@@ -41,6 +41,11 @@ const ERRNO_NAMES = new Map<number, string>(
   Object.entries(constants.errno).map(([name, num]) => [num, name]),
 );
 
+/** "EEXIST" for 17, … (the names node:os knows for this platform). */
+export function errnoNameOf(num: number): string {
+  return ERRNO_NAMES.get(num) ?? `errno ${num}`;
+}
+
 function errno(): number {
   const p = c().__errno_location();
   return p === null ? 0 : read.i32(p, 0);
@@ -48,7 +53,7 @@ function errno(): number {
 
 function fail(syscall: string, path?: string): never {
   const e = errno();
-  throw new SysError(syscall, ERRNO_NAMES.get(e) ?? `errno ${e}`, e, path);
+  throw new SysError(syscall, errnoNameOf(e), e, path);
 }
 
 function cstr(s: string): Buffer {

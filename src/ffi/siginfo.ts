@@ -4,9 +4,8 @@
 // blocked, so a signal not handled this way kills the process (PLATFORM-NOTES).
 import { cc } from "bun:ffi";
 import { closeSync, writeFileSync } from "node:fs";
-import { constants } from "node:os";
 import { SysError } from "../errors.ts";
-import { memfdCreate } from "./libc.ts";
+import { errnoNameOf, memfdCreate } from "./libc.ts";
 
 const SOURCE = String.raw`
 typedef unsigned long size_t;
@@ -77,11 +76,10 @@ export interface SignalTrapLib {
   dropped(): number;
 }
 
-const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
 let lib: SignalTrapLib | undefined;
 
 function check(syscall: string, rc: number): number {
-  if (rc < 0) throw new SysError(syscall, ERRNO_NAMES.get(-rc) ?? `errno ${-rc}`, -rc);
+  if (rc < 0) throw new SysError(syscall, errnoNameOf(-rc), -rc);
   return rc;
 }
 
