@@ -164,3 +164,59 @@ export async function cpuTicks(pid: number): Promise<number> {
 export function report(name: string, figures: Record<string, number | string>): void {
   console.log(`reliability: ${name}: ${Object.entries(figures).map(([k, v]) => `${k}=${v}`).join(" ")}`);
 }
+
+/**
+ * A Bun socket client that writes `chunks` in turn, then (unless end: false)
+ * half-closes. `ended` resolves when the server half-closes, `closed` when the
+ * connection is gone. A full listen backlog refuses a non-blocking connect
+ * (EAGAIN): it tries again, as a blocking client would wait.
+ */
+export async function socketClient(path: string, chunks: (string | Uint8Array)[] = [], opts: { end?: boolean } = {}) {
+  let closed!: () => void;
+  let ended!: () => void;
+  const done = new Promise<void>((r) => (closed = r));
+  const serverEnded = new Promise<void>((r) => (ended = r));
+  let finished = false;
+  let peerDone = false;
+  const connect = () =>
+    Bun.connect({
+      unix: path,
+      allowHalfOpen: true, // the server's half-close (--linger) must not close our sending side
+      socket: {
+        data() {},
+        close: () => closed(),
+        end: (x) => {
+          peerDone = true;
+          ended();
+          if (finished) x.end();
+        },
+      },
+    });
+  let s: Awaited<ReturnType<typeof connect>> | undefined;
+  for (let tries = 0; !s; tries++) {
+    try {
+      s = await connect();
+    } catch (err) {
+      if (tries > 500) throw err;
+      await Bun.sleep(2);
+    }
+  }
+  const socket = s;
+  const write = async (c: string | Uint8Array) => {
+    let rest = typeof c === "string" ? Buffer.from(c) : c;
+    while (rest.byteLength > 0) {
+      const w = socket.write(rest);
+      rest = rest.subarray(Math.max(w, 0));
+      if (rest.byteLength > 0) await Bun.sleep(1);
+    }
+  };
+  /** Half-close our side; the connection closes once the server has closed its side too. */
+  const finish = () => {
+    finished = true;
+    socket.shutdown();
+    if (peerDone) socket.end();
+  };
+  for (const c of chunks) await write(c);
+  if (opts.end !== false) finish();
+  return { socket, write, finish, closed: done, ended: serverEnded };
+}

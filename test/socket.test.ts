@@ -1,55 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { lstatSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { have, rssKiB, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
+import { have, rssKiB, runPostbox, sh, socketClient, startPostbox, tempDir, until } from "./harness.ts";
 
 const uid = process.getuid!();
 const gid = process.getgid!();
 const onlyFlags = ["--no-fifo", "--no-signals"];
-
-/**
- * A Bun client that writes `chunks` in turn, then (unless end: false) half-closes.
- * `ended` resolves when the server half-closes, `closed` when the connection is gone.
- */
-async function client(path: string, chunks: (string | Uint8Array)[], opts: { end?: boolean } = {}) {
-  let closed!: () => void;
-  let ended!: () => void;
-  const done = new Promise<void>((r) => (closed = r));
-  const serverEnded = new Promise<void>((r) => (ended = r));
-  let finished = false;
-  let peerDone = false;
-  // allowHalfOpen: the server's half-close (--linger) must not close our sending side
-  const s = await Bun.connect({
-    unix: path,
-    allowHalfOpen: true,
-    socket: {
-      data() {},
-      close: () => closed(),
-      end: (x) => {
-        peerDone = true;
-        ended();
-        if (finished) x.end();
-      },
-    },
-  });
-  const write = async (c: string | Uint8Array) => {
-    let rest = typeof c === "string" ? Buffer.from(c) : c;
-    while (rest.byteLength > 0) {
-      const w = s.write(rest);
-      rest = rest.subarray(Math.max(w, 0));
-      if (rest.byteLength > 0) await Bun.sleep(1);
-    }
-  };
-  /** Half-close our side; the connection closes once the server has closed its side too. */
-  const finish = () => {
-    finished = true;
-    s.shutdown();
-    if (peerDone) s.end();
-  };
-  for (const c of chunks) await write(c);
-  if (opts.end !== false) finish();
-  return { socket: s, write, finish, closed: done, ended: serverEnded };
-}
 
 describe("socket channel", () => {
   test.skipIf(!have("nc"))("echo 2 | nc -U socket prints the sender's pid/uid/gid and returns promptly", async () => {
@@ -77,7 +33,7 @@ describe("socket channel", () => {
   test("a client that pauses longer than --linger after a line still gets every line in (it may go on after the half-close)", async () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, [...onlyFlags, "--linger", "50"]);
-    const c = await client(join(dir.path, "socket"), ["first\n"], { end: false });
+    const c = await socketClient(join(dir.path, "socket"), ["first\n"], { end: false });
     await pb.waitLines(1);
     await c.ended; // the server half-closed after 50 ms of quiet
     await c.write("sec");
@@ -90,7 +46,7 @@ describe("socket channel", () => {
   test("--linger 0 keeps a long-lived client open; its last line without newline comes at EOF", async () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, [...onlyFlags, "--linger", "0"]);
-    const c = await client(join(dir.path, "socket"), ["a\nb\n", "par"], { end: false });
+    const c = await socketClient(join(dir.path, "socket"), ["a\nb\n", "par"], { end: false });
     await pb.waitLines(2);
     expect(c.socket.readyState).toBe(1); // not half-closed by the server
     await c.write("tial");
@@ -106,7 +62,7 @@ describe("socket channel", () => {
     await Promise.all(
       Array.from({ length: 50 }, async (_, k) => {
         const body = Array.from({ length: 200 }, (_, i) => `c${k}-${i}\n`).join("");
-        const c = await client(path, [body]);
+        const c = await socketClient(path, [body]);
         await c.closed;
       }),
     );
@@ -134,7 +90,7 @@ describe("socket channel", () => {
   test("control bytes and invalid UTF-8 are escaped; --json carries comm and msg_b64", async () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, [...onlyFlags, "--json"]);
-    const c = await client(join(dir.path, "socket"), [new Uint8Array([0x61, 0x1b, 0x5b, 0x32, 0x4a, 0x00, 0xff, 0x0a]), "plain\n"]);
+    const c = await socketClient(join(dir.path, "socket"), [new Uint8Array([0x61, 0x1b, 0x5b, 0x32, 0x4a, 0x00, 0xff, 0x0a]), "plain\n"]);
     await c.closed;
     const [bad, plain] = (await pb.waitLines(2)).map((l) => JSON.parse(l));
     expect(bad).toMatchObject({ channel: "socket", msg: "a\\x1b[2J\\x00\\xff", pid: process.pid, uid, gid, via: "socket" });
@@ -157,7 +113,7 @@ describe("socket channel", () => {
       // the file appears at bind(), a moment before listen(): wait until it answers
       expect((await runPostbox(dir.path, ["wait", "--socket", "socket", "--timeout", "10"])).exitCode).toBe(0);
       const piece = new Uint8Array(1 << 20).fill(0x78);
-      const c = await client(join(dir.path, "socket"), Array.from({ length: 64 }, () => piece));
+      const c = await socketClient(join(dir.path, "socket"), Array.from({ length: 64 }, () => piece));
       await c.closed;
       await until(() => Bun.file(out).size >= 64 * (1 << 20), "64 MiB of output", 30_000);
       const peak = await rssKiB(pb.pid, true);
@@ -186,7 +142,7 @@ describe("socket channel", () => {
     expect(second.stderr).toBe(
       `postbox: cannot listen on socket: another postbox is serving it (pid ${live.pid}); stop it or choose another --socket\n`,
     );
-    await (await client(join(dir.path, "socket"), ["still here\n"])).closed;
+    await (await socketClient(join(dir.path, "socket"), ["still here\n"])).closed;
     expect((await live.waitLines(1))[0]).toMatch(/: still here$/);
   });
 
@@ -206,10 +162,10 @@ describe("socket channel", () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, [...onlyFlags, "--max-connections", "2", "--linger", "0"]);
     const path = join(dir.path, "socket");
-    const a = await client(path, ["a\n"], { end: false });
-    const b = await client(path, ["b\n"], { end: false });
+    const a = await socketClient(path, ["a\n"], { end: false });
+    const b = await socketClient(path, ["b\n"], { end: false });
     await pb.waitLines(2);
-    const c = await client(path, ["c\n"]);
+    const c = await socketClient(path, ["c\n"]);
     await pb.waitStderr(/--max-connections 2 reached/);
     expect(pb.lines()).toHaveLength(2);
     a.finish();
@@ -223,7 +179,7 @@ describe("socket channel", () => {
   test("--idle-timeout closes a silent client", async () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, [...onlyFlags, "--idle-timeout", "1"]);
-    const c = await client(join(dir.path, "socket"), [], { end: false });
+    const c = await socketClient(join(dir.path, "socket"), [], { end: false });
     await c.ended; // resolves only when the server gives up on it
     await pb.waitStderr(/idle for 1 s; connection closed/);
     expect(pb.proc.exitCode).toBeNull();

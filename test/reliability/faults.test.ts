@@ -2,31 +2,22 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, lstatSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BIN, have, mqName, report, runPostbox, sh, startPostbox, tempDir, until } from "../harness.ts";
+import { BIN, have, mqName, report, runPostbox, sh, socketClient, startPostbox, tempDir, until } from "../harness.ts";
 import { mqPut, mqRemove } from "../helpers/mq.ts";
 
 const root = process.getuid!() === 0;
 const asNobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"];
-
-/** A raw client: connect, optionally write; the caller decides when to finish. */
-async function connect(path: string) {
-  let closed!: () => void;
-  const done = new Promise<void>((r) => (closed = r));
-  const s = await Bun.connect({ unix: path, allowHalfOpen: true, socket: { data() {}, close: () => closed(), end: (x) => void x.end() } });
-  return { s, done };
-}
 
 describe("slow and silent clients", () => {
   test("a silent client, a byte-a-second client and a client that never reads delay nobody; idle timeout frees them", async () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, ["--idle-timeout", "2", "--linger", "0"]);
     const path = join(dir.path, "socket");
-    const silent = await connect(path);
-    const trickle = await connect(path);
-    const deaf = await connect(path); // never reads: postbox writes nothing to it anyway
-    deaf.s.write("deaf says hi\n");
+    const silent = await socketClient(path, [], { end: false });
+    const trickle = await socketClient(path, [], { end: false });
+    const deaf = await socketClient(path, ["deaf says hi\n"], { end: false }); // never reads: postbox writes nothing to it anyway
     let i = 0;
-    const drip = setInterval(() => trickle.s.write("slow"[i++ % 4]!), 1000);
+    const drip = setInterval(() => trickle.socket.write("slow"[i++ % 4]!), 1000);
     try {
       const t0 = performance.now();
       expect((await runPostbox(dir.path, ["send", "--socket", "socket", "fast"])).exitCode).toBe(0);
@@ -35,7 +26,7 @@ describe("slow and silent clients", () => {
       report("fast sender beside slow ones", { ms: Math.round(fastMs) });
       expect(fastMs).toBeLessThan(2000); // not held up by the others (a bound for correctness, not speed)
       const t1 = performance.now();
-      await silent.done; // the idle timeout closes it
+      await silent.ended; // the idle timeout closes it
       report("silent client freed after", { ms: Math.round(performance.now() - t1) });
       await pb.waitStderr(/idle for 2 s; connection closed/);
     } finally {
@@ -60,15 +51,11 @@ describe("resource exhaustion", () => {
       const pid = Number(readFileSync(join(dir.path, "pb.pid"), "utf8"));
       const path = join(dir.path, "socket");
       const clients = await Promise.all(
-        Array.from({ length: 200 }, async (_, i) => {
-          const c = await connect(path);
-          c.s.write(`held ${i}\n`);
-          return c;
-        }),
+        Array.from({ length: 200 }, (_, i) => socketClient(path, [`held ${i}\n`], { end: false })),
       );
       const t0 = performance.now();
-      for (const c of clients) c.s.shutdown(); // now fds free up
-      await Promise.all(clients.map((c) => c.done));
+      for (const c of clients) c.finish(); // now fds free up
+      await Promise.all(clients.map((c) => c.closed));
       const text = await (async () => {
         let out = "";
         const r = p.stdout.getReader();

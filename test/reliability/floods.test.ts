@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BIN, mqName, report, rssKiB, sh, tempDir, until } from "../harness.ts";
+import { BIN, mqName, report, rssKiB, sh, socketClient, tempDir, until } from "../harness.ts";
 import { mqRemove } from "../helpers/mq.ts";
 
 /** postbox with stdout to a file (large outputs), waiting for its pidfile. */
@@ -78,28 +78,13 @@ describe("floods", () => {
     using dir = tempDir();
     await using pb = await startToFile(dir.path, ["--no-fifo", "--no-signals"]);
     const path = join(dir.path, "socket");
-    const clients = await Promise.all(
-      Array.from({ length: 2000 }, async (_, i) => {
-        let closed!: () => void;
-        const done = new Promise<void>((r) => (closed = r));
-        // a full listen backlog answers EAGAIN to a non-blocking connect: try again, as a blocking client would wait
-        for (let tries = 0; ; tries++) {
-          try {
-            const s = await Bun.connect({ unix: path, allowHalfOpen: true, socket: { data() {}, close: () => closed(), end: (x) => void x.end() } });
-            return { s, done, i };
-          } catch (err) {
-            if (tries > 500) throw err;
-            await Bun.sleep(2);
-          }
-        }
-      }),
-    );
+    const clients = await Promise.all(Array.from({ length: 2000 }, () => socketClient(path, [], { end: false })));
     // all 2,000 are connected at once; now each posts and half-closes
-    for (const c of clients) {
-      c.s.write(`client ${c.i}\n`);
-      c.s.shutdown();
-    }
-    await Promise.all(clients.map((c) => c.done));
+    clients.forEach((c, i) => {
+      c.socket.write(`client ${i}\n`);
+      c.finish();
+    });
+    await Promise.all(clients.map((c) => c.closed));
     await until(() => pb.count() >= 2000, "2000 lines", 30_000);
     const got = pb.lines().map((l) => l.slice(l.indexOf(": ") + 2));
     expect(got).toHaveLength(2000);
@@ -164,17 +149,8 @@ describe("hostile bytes", () => {
     using dir = tempDir();
     await using pb = await startToFile(dir.path, ["--no-fifo", "--no-signals"]);
     const path = join(dir.path, "socket");
-    let closed!: () => void;
-    const done = new Promise<void>((r) => (closed = r));
-    const s = await Bun.connect({ unix: path, allowHalfOpen: true, socket: { data() {}, close: () => closed(), end: (x) => void x.end(), drain() {} } });
-    const write = async (b: Uint8Array) => {
-      let rest = b;
-      while (rest.byteLength > 0) {
-        const w = s.write(rest);
-        rest = rest.subarray(Math.max(0, w));
-        if (rest.byteLength > 0) await Bun.sleep(1);
-      }
-    };
+    const c = await socketClient(path, [], { end: false });
+    const write = c.write;
     await write(new Uint8Array([0x61, 0x00, 0x1b, 0x5b, 0x32, 0x4a, 0x0d, 0xc3, 0x28, 0xff, 0x62, 0x0a]));
     const mib = new Uint8Array(1 << 20).fill(0x79);
     let peak = 0;
@@ -182,8 +158,8 @@ describe("hostile bytes", () => {
       await write(mib);
       if (i % 8 === 0) peak = Math.max(peak, await rssKiB(pb.p.pid));
     }
-    s.shutdown();
-    await done;
+    c.finish();
+    await c.closed;
     await until(() => pb.count() >= 1 + 1024, "1025 lines", 60_000);
     peak = Math.max(peak, await rssKiB(pb.p.pid, true));
     const first = pb.lines()[0]!;
