@@ -47,7 +47,14 @@ describe("socket channel", () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, [...onlyFlags, "--linger", "0"]);
     const c = await socketClient(join(dir.path, "socket"), ["a\nb\n", "par"], { end: false });
+    let serverEnded = false;
+    void c.ended.then(() => (serverEnded = true));
     await pb.waitLines(2);
+    // three times the default linger: a postbox lingering would have half-closed and flushed "par" by now
+    const t0 = performance.now();
+    await until(() => performance.now() - t0 >= 300, "a 300 ms window");
+    expect(serverEnded).toBe(false);
+    expect(pb.lines()).toHaveLength(2);
     expect(c.socket.readyState).toBe(1); // not half-closed by the server
     await c.write("tial");
     c.finish();
