@@ -172,15 +172,36 @@ describe("socket channel", () => {
     const a = await socketClient(path, ["a\n"], { end: false });
     const b = await socketClient(path, ["b\n"], { end: false });
     await pb.waitLines(2);
-    const c = await socketClient(path, ["c\n"]);
+    const c = await socketClient(path, ["c\n"], { end: false });
     await pb.waitStderr(/--max-connections 2 reached/);
-    expect(pb.lines()).toHaveLength(2);
+    expect(pb.lines()).toHaveLength(2); // c's line waits in the kernel
     a.finish();
     await a.closed;
-    await c.closed;
     expect((await pb.waitLines(3))[2]).toMatch(/: c$/);
+    c.finish();
     b.finish();
+    await Promise.all([b.closed, c.closed]);
+  });
+
+  test("--max-connections: a client that already sent everything and closed is served at once", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...onlyFlags, "--max-connections", "1", "--linger", "0"]);
+    const path = join(dir.path, "socket");
+    const a = await socketClient(path, ["a\n"], { end: false });
+    await pb.waitLines(1);
+    // Stopped, postbox cannot accept: b's line and its EOF are both queued before it looks.
+    process.kill(pb.pid, "SIGSTOP");
+    let b;
+    try {
+      b = await socketClient(path, ["b\n"]);
+    } finally {
+      process.kill(pb.pid, "SIGCONT");
+    }
+    expect((await pb.waitLines(2))[1]).toMatch(/: b$/);
     await b.closed;
+    expect(pb.stderr.text).not.toMatch(/reached/);
+    a.finish();
+    await a.closed;
   });
 
   test("--idle-timeout closes a silent client", async () => {

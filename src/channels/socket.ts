@@ -4,7 +4,7 @@ import { chmodSync, readFileSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
 import { claimSocketPath } from "../endpoint.ts";
 import { PostboxError, reason } from "../errors.ts";
-import { peerCred, unixSocketName } from "../ffi/libc.ts";
+import { peerCred, peerFinished, unixSocketName } from "../ffi/libc.ts";
 import { socketSender, type Sender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -119,7 +119,8 @@ export class SocketHub {
     return {
       open: (s: Client) => this.open(s, via),
       data: (s: Client, chunk: Uint8Array) => this.data(s, chunk),
-      end: (s: Client) => this.eof(s),
+      // No end handler: on EOF Bun closes the connection itself (one syscall
+      // fewer than end() there), and close delivers the last line.
       close: (s: Client) => this.finish(s),
       error: (s: Client) => this.finish(s),
     };
@@ -148,9 +149,10 @@ export class SocketHub {
       s.terminate();
       return;
     }
+    const fd = (s as unknown as { fd: number }).fd;
     let sender: Sender;
     try {
-      const cred = peerCred((s as unknown as { fd: number }).fd);
+      const cred = peerCred(fd);
       if (!this.ctx.allows(cred.uid, () => cred.gid, () => `socket client pid ${cred.pid} (uid ${cred.uid}, gid ${cred.gid})`)) {
         // The only thing postbox ever writes to a client: why it is turned away (nc prints it).
         // Half-close, not close: closing with the client's bytes unread would reset the
@@ -173,7 +175,10 @@ export class SocketHub {
       this.ctx.deliverLines && ((buf, start, stop) => this.ctx.deliverLines!(sender, buf, start, stop, this.opts.maxMessage)),
     );
     s.data = { sender, framer, last: 0, halfClosed: false, closed: false };
-    if (this.conns.size >= this.opts.maxConnections) {
+    // A client that has already sent everything and hung up is served at once:
+    // what it sent is in the kernel already, and it leaves in this same turn.
+    // Connect-post-close bursts are mostly such clients.
+    if (this.conns.size >= this.opts.maxConnections && !hungUp(fd)) {
       s.pause();
       this.waiting.add(s);
       const now = performance.now();
@@ -272,11 +277,6 @@ export class SocketHub {
     if (next !== Infinity) this.lingerTimer = setTimeout(() => this.sweep(), Math.max(1, next - now));
   }
 
-  private eof(s: Client): void {
-    this.finish(s);
-    s.end();
-  }
-
   /** The connection is done (EOF, idle timeout, error, close): deliver its last line once. */
   private finish(s: Client): void {
     const c = s.data;
@@ -315,6 +315,14 @@ function openFileLimit(): number {
     return m ? Number(m[1]) : Infinity;
   } catch {
     return Infinity;
+  }
+}
+
+function hungUp(fd: number): boolean {
+  try {
+    return peerFinished(fd);
+  } catch {
+    return false; // cannot tell: let it wait like any other
   }
 }
 

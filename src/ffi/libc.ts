@@ -13,6 +13,7 @@ const symbols = {
   memfd_create: { args: [ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
+  poll: { args: [ptr, u64, i32], returns: i32 },
   socket: { args: [i32, i32, i32], returns: i32 },
   sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
   close: { args: [i32], returns: i32 },
@@ -102,6 +103,20 @@ export function peerCred(fd: number): PeerCred {
   credLen[0] = 12;
   if (c().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, credLen) !== 0) fail("getsockopt(SO_PEERCRED)");
   return { pid: cred[0]!, uid: cred[1]! >>> 0, gid: cred[2]! >>> 0 };
+}
+
+const pollFd = new Int32Array(2); // struct pollfd { int fd; short events, revents; }
+const pollEvents = new Int16Array(pollFd.buffer);
+const POLLHUP = 0x10;
+const POLLRDHUP = 0x2000;
+
+/** The peer of a connected socket has shut down its sending side: all it will send is already queued. */
+export function peerFinished(fd: number): boolean {
+  pollFd[0] = fd;
+  pollEvents[2] = POLLRDHUP;
+  pollEvents[3] = 0;
+  if (c().poll(pollFd, 1, 0) < 0) fail("poll", `fd ${fd}`);
+  return (pollEvents[3]! & (POLLRDHUP | POLLHUP)) !== 0;
 }
 
 /** The address a unix socket is bound to: a path, "@name" for an abstract one, "" if unnamed. */
