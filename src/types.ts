@@ -67,6 +67,8 @@ export interface ChannelContext {
    */
   deliverLines?: (from: Sender, body: Uint8Array, start: number, stop: number, max: number) => number;
   warn(message: string): void;
+  /** --allow-uid/--allow-gid are set: only then is allows() worth its closures. */
+  restricted: boolean;
   /** --allow-uid/--allow-gid: may this sender post? Warns when not; gid and who are computed only when needed. */
   allows(uid: number, gid: () => number | undefined, who: () => string): boolean;
 }

@@ -4,7 +4,7 @@ import { chmodSync, readFileSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
 import { claimSocketPath } from "../endpoint.ts";
 import { PostboxError, reason } from "../errors.ts";
-import { peerCred, peerFinished, unixSocketName } from "../ffi/libc.ts";
+import { peerCred, peerFinished, unixSocketName, type PeerCred } from "../ffi/libc.ts";
 import { socketSender, type Sender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -116,8 +116,11 @@ export class SocketHub {
   }
 
   private handlers(via: string) {
+    // Senders by pid for this listener: a client that connects again (or a burst
+    // from one process) reuses its prefix instead of formatting it per connection.
+    const senders = new Map<number, Sender>();
     return {
-      open: (s: Client) => this.open(s, via),
+      open: (s: Client) => this.open(s, via, senders),
       data: (s: Client, chunk: Uint8Array) => this.data(s, chunk),
       // No end handler: on EOF Bun closes the connection itself (one syscall
       // fewer than end() there), and close delivers the last line.
@@ -138,57 +141,82 @@ export class SocketHub {
     this.flushRefused();
   }
 
-  private open(s: Client, via: string): void {
-    // A burst of connect-post-close clients is accepted before any of them is
-    // read. Past --max-connections a client waits paused, its bytes in the kernel
-    // and not in our memory, until a slot frees; past WAIT_FACTOR times the
-    // limit it is refused.
+  // The hot path of a connect-post-close burst: everything rare is in its own method.
+  private open(s: Client, via: string, senders: Map<number, Sender>): void {
     this.checkFdLimit();
-    if (this.conns.size + this.waiting.size >= WAIT_FACTOR * this.opts.maxConnections) {
-      this.refuse(1);
-      s.terminate();
-      return;
-    }
+    if (this.conns.size + this.waiting.size >= WAIT_FACTOR * this.opts.maxConnections) return this.overflow(s);
     const fd = (s as unknown as { fd: number }).fd;
-    let sender: Sender;
-    try {
-      const cred = peerCred(fd);
-      if (!this.ctx.allows(cred.uid, () => cred.gid, () => `socket client pid ${cred.pid} (uid ${cred.uid}, gid ${cred.gid})`)) {
-        // The only thing postbox ever writes to a client: why it is turned away (nc prints it).
-        // Half-close, not close: closing with the client's bytes unread would reset the
-        // connection before it can read the answer. What it sends is read and dropped.
-        s.write(`postbox: refused: uid ${cred.uid} may not post here\n`);
-        s.shutdown();
-        setTimeout(() => s.terminate(), REFUSED_GRACE_MS).unref();
-        return;
-      }
-      sender = socketSender(via, cred.pid, cred.uid, cred.gid, this.opts.withComm ? comm(cred.pid) : undefined);
-    } catch (err) {
-      this.ctx.warn(`socket ${via}: cannot read the sender's credentials (${reason(err)}); connection closed`);
-      s.terminate();
-      return;
-    }
-    const framer = new LineFramer(
-      this.opts.maxMessage,
-      (buf, start, end) => this.ctx.deliver(sender, buf, start, end),
-      () => this.ctx.warn(`${sender.prefix.slice(0, -2)} sent a line longer than ${this.opts.maxMessage} bytes; delivered in pieces`),
-      this.ctx.deliverLines && ((buf, start, stop) => this.ctx.deliverLines!(sender, buf, start, stop, this.opts.maxMessage)),
-    );
-    s.data = { sender, framer, last: 0, halfClosed: false, closed: false };
+    const sender = this.sender(s, fd, via, senders);
+    if (!sender) return;
+    s.data = { sender, framer: this.framer(sender), last: 0, halfClosed: false, closed: false };
     // A client that has already sent everything and hung up is served at once:
     // what it sent is in the kernel already, and it leaves in this same turn.
     // Connect-post-close bursts are mostly such clients.
-    if (this.conns.size >= this.opts.maxConnections && !hungUp(fd)) {
-      s.pause();
-      this.waiting.add(s);
-      const now = performance.now();
-      if (now - this.waitWarned > 1000) {
-        this.waitWarned = now;
-        this.ctx.warn(`--max-connections ${this.opts.maxConnections} reached: new clients wait for a free slot`);
-      }
-      return;
-    }
+    if (this.conns.size >= this.opts.maxConnections && !hungUp(fd)) return this.hold(s);
     this.admitted(s);
+  }
+
+  /** Who is connecting (SO_PEERCRED), or undefined when the client was turned away. */
+  private sender(s: Client, fd: number, via: string, senders: Map<number, Sender>): Sender | undefined {
+    let cred: PeerCred;
+    try {
+      cred = peerCred(fd);
+    } catch (err) {
+      this.ctx.warn(`socket ${via}: cannot read the sender's credentials (${reason(err)}); connection closed`);
+      s.terminate();
+      return undefined;
+    }
+    if (this.ctx.restricted && !this.allowed(s, cred)) return undefined;
+    // --json/--store show the command name, which may change at exec: look it up each time.
+    if (this.opts.withComm) return socketSender(via, cred.pid, cred.uid, cred.gid, comm(cred.pid));
+    const known = senders.get(cred.pid);
+    if (known && known.fields.uid === cred.uid && known.fields.gid === cred.gid) return known;
+    if (senders.size >= 1024) senders.clear();
+    const sender = socketSender(via, cred.pid, cred.uid, cred.gid);
+    senders.set(cred.pid, sender);
+    return sender;
+  }
+
+  private allowed(s: Client, cred: PeerCred): boolean {
+    if (this.ctx.allows(cred.uid, () => cred.gid, () => `socket client pid ${cred.pid} (uid ${cred.uid}, gid ${cred.gid})`)) return true;
+    // The only thing postbox ever writes to a client: why it is turned away (nc prints it).
+    // Half-close, not close: closing with the client's bytes unread would reset the
+    // connection before it can read the answer. What it sends is read and dropped.
+    s.write(`postbox: refused: uid ${cred.uid} may not post here\n`);
+    s.shutdown();
+    setTimeout(() => s.terminate(), REFUSED_GRACE_MS).unref();
+    return false;
+  }
+
+  private framer(sender: Sender): LineFramer {
+    const { ctx, opts } = this;
+    return new LineFramer(
+      opts.maxMessage,
+      (buf, start, end) => ctx.deliver(sender, buf, start, end),
+      () => ctx.warn(`${sender.prefix.slice(0, -2)} sent a line longer than ${opts.maxMessage} bytes; delivered in pieces`),
+      ctx.deliverLines && ((buf, start, stop) => ctx.deliverLines!(sender, buf, start, stop, opts.maxMessage)),
+    );
+  }
+
+  /** Past WAIT_FACTOR times --max-connections: refuse. */
+  private overflow(s: Client): void {
+    this.refuse(1);
+    s.terminate();
+  }
+
+  /**
+   * A burst of connect-post-close clients is accepted before any of them is
+   * read. Past --max-connections a client waits paused, its bytes in the kernel
+   * and not in our memory, until a slot frees.
+   */
+  private hold(s: Client): void {
+    s.pause();
+    this.waiting.add(s);
+    const now = performance.now();
+    if (now - this.waitWarned > 1000) {
+      this.waitWarned = now;
+      this.ctx.warn(`--max-connections ${this.opts.maxConnections} reached: new clients wait for a free slot`);
+    }
   }
 
   private admitted(s: Client): void {
