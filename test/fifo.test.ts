@@ -24,6 +24,14 @@ describe("fifo channel", () => {
     expect(await pb.waitLines(1)).toEqual(["fifo: 3"]);
   });
 
+  test("one writer's 300,000 lines arrive in order, none torn", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, ["--no-socket"]);
+    expect((await sh(dir.path, "seq 1 300000 > fifo")).exitCode).toBe(0);
+    const got = await pb.waitLines(300_000);
+    expect(got.findIndex((line, i) => line !== `fifo: ${i + 1}`)).toBe(-1);
+  });
+
   test("8 concurrent writers of PIPE_BUF-sized lines: every line arrives intact", async () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, ["--no-socket"]);

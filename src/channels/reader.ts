@@ -9,12 +9,19 @@ export interface FdReader {
 
 const BUF = 1 << 18;
 
-export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void): FdReader {
+/** onEnd: the writers are all gone (EOF); the fd is still ours to close. */
+export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void, onEnd?: () => void): FdReader {
   const reader = Bun.file(fd).stream().getReader();
   const buf = new Uint8Array(BUF);
   let reading = true;
 
-  /** Read what the kernel holds right now, without waiting (EAGAIN ends it). */
+  /**
+   * Read what the kernel holds right now, without waiting (EAGAIN ends it). Only
+   * once the stream is cancelled: Bun's stream reads ahead of us, so reading the
+   * fd beside it would put later bytes before earlier ones. Between two macrotasks
+   * its buffer is empty (each chunk is taken within microtasks), so what is left
+   * at stop() is in the kernel, in order.
+   */
   const drain = (): void => {
     for (;;) {
       let n: number;
@@ -33,11 +40,9 @@ export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError
   (async () => {
     for (;;) {
       const { done, value } = await reader.read();
+      if (done && reading) onEnd?.();
       if (done || !reading) return;
       onChunk(value);
-      // Under load more has arrived meanwhile: take it in the same turn, one
-      // syscall per 256 KiB instead of a stream round trip per small chunk.
-      drain();
     }
   })().catch((err) => {
     if (reading) onError(err);
