@@ -76,6 +76,9 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     deliver: simple ? plain : checked,
     deliverLines: simple ? (from, body, start, stop, max) => (done ? stop : writeTextLines(out, from, body, start, stop, max)) : undefined,
     warn: (message) => log.warn(message),
+    get taking() {
+      return !done;
+    },
     restricted: policy.restricted,
     allows: (uid, gid, who) => policy.allows(uid, gid, who),
   };
@@ -149,9 +152,11 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   if (notifyError) log.warn(notifyError);
   if (opts.timeout !== null) {
     const t = opts.timeout;
+    // Stops like SIGTERM: what is already on its way (a queue's taken messages,
+    // unfinished lines) is still printed; only --count stops taking at once.
     timer = setTimeout(() => {
       const of = opts.count === null ? "" : ` of ${opts.count}`;
-      finish({ why: `--timeout ${t} s reached with ${counted}${of} message(s)`, exitCode: EXIT.timeout });
+      stop({ why: `--timeout ${t} s reached with ${counted}${of} message(s)`, exitCode: EXIT.timeout });
     }, t * 1000);
   }
 

@@ -67,6 +67,8 @@ export interface ChannelContext {
    */
   deliverLines?: (from: Sender, body: Uint8Array, start: number, stop: number, max: number) => number;
   warn(message: string): void;
+  /** False once no more messages are taken (--count reached, stdout gone). */
+  readonly taking: boolean;
   /** --allow-uid/--allow-gid are set: only then is allows() worth its closures. */
   restricted: boolean;
   /** --allow-uid/--allow-gid: may this sender post? Warns when not; gid and who are computed only when needed. */

@@ -30,6 +30,17 @@ describe("message-queue channel", () => {
     expect(recs[0]).toMatchObject({ channel: "mqueue", via: q.name });
   });
 
+  test("--count takes no more from the queue than it prints: the rest stay for the next reader", async () => {
+    using dir = tempDir();
+    using q = queue();
+    mqPut(q.name, [["m1", 0], ["m2", 0], ["m3", 0], ["m4", 0], ["m5", 0]]);
+    const first = await runPostbox(dir.path, [...only, "--mq", q.name, "--count", "2", "--timeout", "10"]);
+    expect(first.exitCode).toBe(0);
+    expect(first.stdout).toBe("mqueue[prio=0]: m1\nmqueue[prio=0]: m2\n");
+    const second = await runPostbox(dir.path, [...only, "--mq", q.name, "--count", "3", "--timeout", "10"]);
+    expect(second.stdout).toBe("mqueue[prio=0]: m3\nmqueue[prio=0]: m4\nmqueue[prio=0]: m5\n");
+  });
+
   test("a burst larger than the queue (10 slots) arrives complete while the sender blocks", async () => {
     using dir = tempDir();
     using q = queue();

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BIN, ROOT, have, mqName, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
+import { BIN, ROOT, have, mqName, runPostbox, sh, socketClient, startPostbox, tempDir, until } from "./harness.ts";
 import { mqPut, mqRemove } from "./helpers/mq.ts";
 
 const uid = process.getuid!();
@@ -29,6 +29,16 @@ describe("made for scripts and CI", () => {
     expect(end.exitCode).toBe(3);
     expect(end.stdout).toMatch(/: only one\n$/);
     expect(end.stderr).toMatch(/postbox: --timeout 0.5 s reached with 1 of 3 message\(s\)\n$/);
+  });
+
+  test("--timeout stops like SIGTERM: an unfinished line already received is still printed", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, ["--timeout", "1", "--linger", "0"]);
+    const c = await socketClient(join(dir.path, "socket"), ["no newline yet"], { end: false });
+    const end = await pb.stop("SIGCONT"); // it ends by itself
+    expect(end.exitCode).toBe(3);
+    expect(end.stdout).toMatch(/: no newline yet\n$/);
+    await c.closed;
   });
 
   test("--count with --match counts only matching messages; all are printed", async () => {

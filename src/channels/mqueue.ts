@@ -12,6 +12,12 @@ import type { SignalTrap } from "./signals.ts";
 const SI_MESGQ = -3;
 /** Messages taken per loop turn before yielding, so a flood cannot starve the other channels. */
 const BATCH = 1024;
+/**
+ * How long the queue is still polled after its last message before we sleep on
+ * mq_notify: a sender refilling a 10-slot queue is usually back within that, and
+ * a notification round trip costs more than a few polls.
+ */
+const FLOWING_MS = 0.1;
 
 export interface MqueueOptions {
   mode: number;
@@ -68,11 +74,13 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
   };
   let serving = true;
   let armed = false;
+  let lastMessage = -Infinity;
   let polling: ReturnType<typeof setImmediate> | undefined;
 
   const receive = (): number => {
     let got = 0;
-    for (; got < BATCH && serving; got++) {
+    // Never take a message that will not be printed (--count reached, stdout gone): it stays queued.
+    for (; got < BATCH && serving && ctx.taking; got++) {
       const n = mqReceive(mqd, buf, prio);
       if (n < 0) break;
       let end = n;
@@ -88,13 +96,15 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
   /**
    * While messages keep coming, take them every loop turn without notifications
    * (a signal round trip per refill of a 10-slot queue is the slow part). Once
-   * the queue is found empty, arm mq_notify and look once more: a message that
-   * came just before arming raises no signal.
+   * the queue has been empty for FLOWING_MS, arm mq_notify and look once more: a
+   * message that came just before arming raises no signal.
    */
   const pump = (): void => {
     polling = undefined;
     if (!serving) return;
-    if (receive() > 0) {
+    const now = performance.now();
+    if (receive() > 0) lastMessage = now;
+    if (now - lastMessage < FLOWING_MS) {
       polling = setImmediate(pump);
       return;
     }

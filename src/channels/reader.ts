@@ -9,8 +9,7 @@ export interface FdReader {
 
 const BUF = 1 << 18;
 
-/** onEnd: the writers are all gone (EOF); the fd is still ours to close. */
-export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void, onEnd?: () => void): FdReader {
+export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void): FdReader {
   const reader = Bun.file(fd).stream().getReader();
   const buf = new Uint8Array(BUF);
   let reading = true;
@@ -40,7 +39,6 @@ export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError
   (async () => {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done && reading) onEnd?.();
       if (done || !reading) return;
       onChunk(value);
     }

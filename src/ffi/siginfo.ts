@@ -40,7 +40,7 @@ struct pb_record { int signo, code, pid; unsigned uid; int value, pad; };
 #define BATCH 170
 #define DRAIN_MAX 4096
 static int record_fd = -1, read_fd = -1, pipe_size;
-static unsigned long caught; /* kernel sigset: bit n-1 for signal n */
+static unsigned long caught, queued; /* kernel sigsets: bit n-1 for signal n */
 static volatile unsigned dropped;
 
 static void fill(struct pb_record *r, int sig, struct pb_siginfo *si) {
@@ -56,11 +56,12 @@ static int room(void) {
 
 /*
  * A signal delivered to a thread costs a signal frame, and to a running thread
- * an interrupt: several µs each. So the first signal blocks the caught set for
- * this thread from sigreturn on, and takes every other pending one with
- * rt_sigtimedwait, which is far cheaper. With the set blocked everywhere, signals
- * wait in the kernel's queue until the loop's epoll_pwait2 (empty mask) lets one
- * in, and that one brings the rest.
+ * an interrupt: several µs each. So the first signal blocks the real-time ones
+ * for this thread from sigreturn on, and takes every other pending one with
+ * rt_sigtimedwait, which is far cheaper. With them blocked everywhere, they wait
+ * in the kernel's queue until the loop's epoll_pwait2 (empty mask) lets one in,
+ * and that one brings the rest. Standard signals (USR1, USR2) stay unblocked:
+ * the kernel keeps only one of each pending, so every one caught early counts.
  */
 static void on_signal(int sig, struct pb_siginfo *si, void *uc) {
   int saved = *__errno_location();
@@ -69,7 +70,7 @@ static void on_signal(int sig, struct pb_siginfo *si, void *uc) {
   struct pb_timespec now = {0, 0};
   unsigned long set[16] = {0};
   int n = 1, left = room() - 1, taken = 0;
-  *(unsigned long *) ((char *) uc + UC_SIGMASK) |= caught;
+  *(unsigned long *) ((char *) uc + UC_SIGMASK) |= queued;
   set[0] = caught;
   fill(&batch[0], sig, si);
   for (;;) {
@@ -98,8 +99,9 @@ int pb_open(void) {
 }
 
 /*
- * Installs the handler for sig with every signal blocked while it runs, and
- * blocks sig in the calling (main) thread outside the loop's wait; 0 or -errno.
+ * Installs the handler for sig with every signal blocked while it runs and, for
+ * a real-time sig, blocks it in the calling (main) thread outside the loop's
+ * wait; 0 or -errno.
  */
 int pb_catch(int sig) {
   struct pb_sigaction sa; int i; unsigned long one[16] = {0};
@@ -109,6 +111,8 @@ int pb_catch(int sig) {
   sa.restorer = 0;
   caught |= 1UL << (sig - 1);
   if (sigaction(sig, &sa, 0) < 0) return -*__errno_location();
+  if (sig < 32) return 0; /* SIGRTMIN is 32 for the kernel */
+  queued |= 1UL << (sig - 1);
   one[0] = 1UL << (sig - 1);
   pthread_sigmask(0 /* SIG_BLOCK */, one, 0);
   return 0;
