@@ -4,7 +4,7 @@ import { chmodSync, readFileSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
 import { claimSocketPath } from "../endpoint.ts";
 import { PostboxError, reason } from "../errors.ts";
-import { peerCred, peerFinished, unixSocketName, type PeerCred } from "../ffi/libc.ts";
+import { peerCred, peersFinished, unixSocketName, type PeerCred } from "../ffi/libc.ts";
 import { socketSender, type Sender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -44,6 +44,8 @@ export class SocketHub {
   private idleTimer: Timer | undefined;
   private refused = 0;
   private refusedTimer: Timer | undefined;
+  /** Accepted past --max-connections this turn, not sorted out yet (see sortOut). */
+  private readonly unsure: Client[] = [];
   /** Accepted past --max-connections, not read yet (the kernel holds what they sent). */
   private readonly waiting = new Set<Client>();
   private waitWarned = -Infinity;
@@ -131,7 +133,7 @@ export class SocketHub {
 
   /** Deliver every connection's unfinished line and drop the connections. */
   closeAll(): void {
-    for (const s of [...this.waiting, ...this.conns]) {
+    for (const s of [...this.unsure, ...this.waiting, ...this.conns]) {
       this.finish(s);
       s.terminate();
     }
@@ -144,16 +146,32 @@ export class SocketHub {
   // The hot path of a connect-post-close burst: everything rare is in its own method.
   private open(s: Client, via: string, senders: Map<number, Sender>): void {
     this.checkFdLimit();
-    if (this.conns.size + this.waiting.size >= WAIT_FACTOR * this.opts.maxConnections) return this.overflow(s);
+    if (this.conns.size + this.waiting.size + this.unsure.length >= WAIT_FACTOR * this.opts.maxConnections) return this.overflow(s);
     const fd = (s as unknown as { fd: number }).fd;
     const sender = this.sender(s, fd, via, senders);
     if (!sender) return;
     s.data = { sender, framer: this.framer(sender), last: 0, halfClosed: false, closed: false };
-    // A client that has already sent everything and hung up is served at once:
-    // what it sent is in the kernel already, and it leaves in this same turn.
-    // Connect-post-close bursts are mostly such clients.
-    if (this.conns.size >= this.opts.maxConnections && !hungUp(fd)) return this.hold(s);
-    this.admitted(s);
+    if (this.conns.size < this.opts.maxConnections) return this.admitted(s);
+    this.unsure.push(s);
+    if (this.unsure.length === 1) setImmediate(() => this.sortOut());
+  }
+
+  /**
+   * Past --max-connections, a client that has already sent everything and hung
+   * up is served at once: what it sent is in the kernel, and it leaves in the
+   * same turn. Connect-post-close bursts are mostly such clients, accepted by the
+   * thousand in one turn: one poll(2) tells for all of them. The others wait.
+   */
+  private sortOut(): void {
+    // Gone already, or let in by sending before we got here (data() admits it).
+    const batch = this.unsure.splice(0).filter((s) => s.data && !s.data.closed && !this.conns.has(s));
+    let finished: boolean[];
+    try {
+      finished = peersFinished(batch.map((s) => (s as unknown as { fd: number }).fd));
+    } catch {
+      finished = batch.map(() => false); // cannot tell: they wait like any other
+    }
+    batch.forEach((s, i) => (finished[i] ? this.admitted(s) : this.hold(s)));
   }
 
   /** Who is connecting (SO_PEERCRED), or undefined when the client was turned away. */
@@ -247,13 +265,13 @@ export class SocketHub {
 
   /** Near the open-file limit new clients wait in the kernel's queue: say so (once a second). */
   private checkFdLimit(): void {
-    const open = this.conns.size + this.waiting.size + FD_RESERVE;
+    const open = this.conns.size + this.waiting.size + this.unsure.length + FD_RESERVE;
     if (open < this.fdLimit) return;
     const now = performance.now();
     if (now - this.fdWarned < 1000) return;
     this.fdWarned = now;
     this.ctx.warn(
-      `${this.conns.size + this.waiting.size} clients open, near the open-file limit (ulimit -n ${this.fdLimit}): new clients wait until one leaves`,
+      `${this.conns.size + this.waiting.size + this.unsure.length} clients open, near the open-file limit (ulimit -n ${this.fdLimit}): new clients wait until one leaves`,
     );
   }
 
@@ -343,14 +361,6 @@ function openFileLimit(): number {
     return m ? Number(m[1]) : Infinity;
   } catch {
     return Infinity;
-  }
-}
-
-function hungUp(fd: number): boolean {
-  try {
-    return peerFinished(fd);
-  } catch {
-    return false; // cannot tell: let it wait like any other
   }
 }
 

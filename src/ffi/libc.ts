@@ -105,18 +105,22 @@ export function peerCred(fd: number): PeerCred {
   return { pid: cred[0]!, uid: cred[1]! >>> 0, gid: cred[2]! >>> 0 };
 }
 
-const pollFd = new Int32Array(2); // struct pollfd { int fd; short events, revents; }
-const pollEvents = new Int16Array(pollFd.buffer);
 const POLLHUP = 0x10;
 const POLLRDHUP = 0x2000;
 
-/** The peer of a connected socket has shut down its sending side: all it will send is already queued. */
-export function peerFinished(fd: number): boolean {
-  pollFd[0] = fd;
-  pollEvents[2] = POLLRDHUP;
-  pollEvents[3] = 0;
-  if (c().poll(pollFd, 1, 0) < 0) fail("poll", `fd ${fd}`);
-  return (pollEvents[3]! & (POLLRDHUP | POLLHUP)) !== 0;
+/**
+ * For each connected socket, whether its peer has shut down its sending side
+ * (all it will send is already queued): one poll(2) for them all.
+ */
+export function peersFinished(fds: readonly number[]): boolean[] {
+  const pollfds = new Int32Array(fds.length * 2); // struct pollfd { int fd; short events, revents; }
+  const events = new Int16Array(pollfds.buffer);
+  fds.forEach((fd, i) => {
+    pollfds[2 * i] = fd;
+    events[4 * i + 2] = POLLRDHUP;
+  });
+  if (fds.length > 0 && c().poll(pollfds, fds.length, 0) < 0) fail("poll");
+  return fds.map((_, i) => (events[4 * i + 3]! & (POLLRDHUP | POLLHUP)) !== 0);
 }
 
 /** The address a unix socket is bound to: a path, "@name" for an abstract one, "" if unnamed. */
