@@ -1,9 +1,9 @@
 // POSIX message queue channel. Readiness without threads or polling: mq_notify
 // sends a real-time signal (si_code SI_MESGQ) into the signal trap when a message
-// lands in the empty queue; then we re-arm first and drain until EAGAIN.
+// lands in the empty queue; then we drain it, and re-arm once it is quiet.
 import { fchmodSync } from "node:fs";
 import { PostboxError, SysError, reason } from "../errors.ts";
-import { mqClose, mqGetattr, mqNotifySignal, mqOpen, mqReceive, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking } from "../ffi/libc.ts";
+import { mqClose, mqGetattr, mqNotifySignal, mqOpen, mqReceive, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking, waitReadable } from "../ffi/libc.ts";
 import { mqueueSender, type Sender } from "../format.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { selfCommand } from "../self.ts";
@@ -12,12 +12,14 @@ import type { SignalTrap } from "./signals.ts";
 const SI_MESGQ = -3;
 /** Messages taken per loop turn before yielding, so a flood cannot starve the other channels. */
 const BATCH = 1024;
+/** ...and the longest a loop turn may spend on the queue. */
+const TURN_MS = 2;
 /**
- * How long the queue is still polled after its last message before we sleep on
- * mq_notify: a sender refilling a 10-slot queue is usually back within that, and
- * a notification round trip costs more than a few polls.
+ * While the queue flows, how long to wait for a sender to refill it before we
+ * sleep on mq_notify: a sender blocked on a full 10-slot queue is back within
+ * ~100 µs, and a notification round trip per refill costs far more.
  */
-const FLOWING_MS = 0.1;
+const REFILL_US = 200;
 
 export interface MqueueOptions {
   mode: number;
@@ -74,18 +76,34 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
   };
   let serving = true;
   let armed = false;
-  let lastMessage = -Infinity;
   let polling: ReturnType<typeof setImmediate> | undefined;
 
+  /** Whether the last receive() stopped with the queue possibly not empty (its turn was used up). */
+  let more = false;
+  /**
+   * Take what the queue holds. Once more than one message came in this turn the
+   * queue is flowing: wait (ppoll, no CPU) up to REFILL_US for the sender to
+   * refill it instead of returning to the loop. A trickle of lone messages never
+   * waits. Never takes a message that will not be printed (--count reached,
+   * stdout gone): it stays queued.
+   */
   const receive = (): number => {
+    const until = performance.now() + TURN_MS;
     let got = 0;
-    // Never take a message that will not be printed (--count reached, stdout gone): it stays queued.
-    for (; got < BATCH && serving && ctx.taking; got++) {
+    more = true;
+    while (got < BATCH && serving && ctx.taking) {
       const n = mqReceive(mqd, buf, prio);
-      if (n < 0) break;
+      if (n < 0) {
+        if (got < 2) more = false;
+        else if (performance.now() >= until) break;
+        else if (!waitReadable(mqd, REFILL_US)) more = false;
+        if (!more) break;
+        continue;
+      }
       let end = n;
       while (end > 0 && buf[end - 1] === 10) end--;
       ctx.deliver(sender(prio[0]!), buf, 0, end);
+      got++;
     }
     return got;
   };
@@ -94,18 +112,15 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
     armed = true;
   };
   /**
-   * While messages keep coming, take them every loop turn without notifications
-   * (a signal round trip per refill of a 10-slot queue is the slow part). Once
-   * the queue has been empty for FLOWING_MS, arm mq_notify and look once more: a
-   * message that came just before arming raises no signal.
+   * Take messages until the queue is quiet; then arm mq_notify and look once
+   * more: a message that came just before arming raises no signal.
    */
   const pump = (): void => {
     polling = undefined;
     if (!serving) return;
-    const now = performance.now();
-    if (receive() > 0) lastMessage = now;
-    if (now - lastMessage < FLOWING_MS) {
-      polling = setImmediate(pump);
+    receive();
+    if (more && serving && ctx.taking) {
+      polling = setImmediate(pump); // more may be waiting: let the other channels in first
       return;
     }
     if (!armed) {

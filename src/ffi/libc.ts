@@ -14,6 +14,7 @@ const symbols = {
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
   poll: { args: [ptr, u64, i32], returns: i32 },
+  ppoll: { args: [ptr, u64, ptr, ptr], returns: i32 },
   socket: { args: [i32, i32, i32], returns: i32 },
   sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
   close: { args: [i32], returns: i32 },
@@ -22,7 +23,7 @@ const symbols = {
   sigqueue: { args: [i32, i32, i64], returns: i32 },
   mq_open: { args: [ptr, i32, u32, ptr], returns: i32 },
   mq_getattr: { args: [i32, ptr], returns: i32 },
-  mq_receive: { args: [i32, ptr, u64, ptr], returns: i64 },
+  mq_receive: { args: [i32, ptr, u64, ptr], returns: FFIType.i64_fast }, // a number, not a BigInt per message
   mq_send: { args: [i32, ptr, u64, u32], returns: i32 },
   mq_notify: { args: [i32, ptr], returns: i32 },
   mq_close: { args: [i32], returns: i32 },
@@ -105,8 +106,25 @@ export function peerCred(fd: number): PeerCred {
   return { pid: cred[0]!, uid: cred[1]! >>> 0, gid: cred[2]! >>> 0 };
 }
 
+const POLLIN = 0x1;
 const POLLHUP = 0x10;
 const POLLRDHUP = 0x2000;
+
+const onePollFd = new Int32Array(2);
+const onePollEvents = new Int16Array(onePollFd.buffer);
+const waitFor = new BigInt64Array(2); // struct timespec
+
+/** Wait up to `microseconds` for fd to become readable (ppoll(2)); false on timeout or a signal. */
+export function waitReadable(fd: number, microseconds: number): boolean {
+  onePollFd[0] = fd;
+  onePollEvents[2] = POLLIN;
+  onePollEvents[3] = 0;
+  waitFor[0] = 0n;
+  waitFor[1] = BigInt(Math.round(microseconds * 1000));
+  const n = c().ppoll(onePollFd, 1, waitFor, null);
+  if (n < 0 && errno() !== constants.errno.EINTR) fail("ppoll", `fd ${fd}`);
+  return n > 0;
+}
 
 /**
  * For each connected socket, whether its peer has shut down its sending side
