@@ -16,9 +16,12 @@ const BATCH = 1024;
 const TURN_MS = 2;
 /**
  * While the queue flows, how long to wait for a sender to refill it before we
- * sleep on mq_notify: a sender blocked on a full 10-slot queue is back within
- * ~100 µs, and a notification round trip per refill costs far more.
+ * sleep on mq_notify: first by asking again (a sender in step with us is back
+ * within microseconds; being put to sleep and woken costs more), then in ppoll
+ * (a sender blocked on a full 10-slot queue is back within ~100 µs, and a
+ * notification round trip per refill costs far more).
  */
+const SPIN_MS = 0.01;
 const REFILL_US = 200;
 
 export interface MqueueOptions {
@@ -78,27 +81,36 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
   let armed = false;
   let polling: ReturnType<typeof setImmediate> | undefined;
 
+  /** One message into buf (its length), or -1: the queue is empty, and stayed so if it was flowing. */
+  const next = (flowing: boolean, until: number): number => {
+    let n = mqReceive(mqd, buf, prio);
+    if (n >= 0 || !flowing) return n;
+    const spinUntil = Math.min(performance.now() + SPIN_MS, until);
+    while ((n = mqReceive(mqd, buf, prio)) < 0 && performance.now() < spinUntil);
+    if (n >= 0 || performance.now() >= until || !waitReadable(mqd, REFILL_US)) return n;
+    return mqReceive(mqd, buf, prio);
+  };
   /** Whether the last receive() stopped with the queue possibly not empty (its turn was used up). */
   let more = false;
   /**
    * Take what the queue holds. Once more than one message came in this turn the
-   * queue is flowing: wait (ppoll, no CPU) up to REFILL_US for the sender to
-   * refill it instead of returning to the loop. A trickle of lone messages never
-   * waits. Never takes a message that will not be printed (--count reached,
-   * stdout gone): it stays queued.
+   * queue is flowing and is given time to refill (see SPIN_MS) instead of
+   * returning to the loop; a trickle of lone messages never waits. Never takes a
+   * message that will not be printed (--count reached, stdout gone): it stays queued.
    */
   const receive = (): number => {
     const until = performance.now() + TURN_MS;
     let got = 0;
-    more = true;
-    while (got < BATCH && serving && ctx.taking) {
-      const n = mqReceive(mqd, buf, prio);
+    more = false;
+    while (serving && ctx.taking) {
+      if (got >= BATCH) {
+        more = true;
+        break;
+      }
+      const n = next(got > 1, until);
       if (n < 0) {
-        if (got < 2) more = false;
-        else if (performance.now() >= until) break;
-        else if (!waitReadable(mqd, REFILL_US)) more = false;
-        if (!more) break;
-        continue;
+        more = got > 1 && performance.now() >= until;
+        break;
       }
       let end = n;
       while (end > 0 && buf[end - 1] === 10) end--;
