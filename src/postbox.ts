@@ -76,6 +76,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     deliver: simple ? plain : checked,
     deliverLines: simple ? (from, body, start, stop, max) => (done ? stop : writeTextLines(out, from, body, start, stop, max)) : undefined,
     warn: (message) => log.warn(message),
+    flush: () => out.flush(),
     get taking() {
       return !done;
     },

@@ -67,6 +67,8 @@ export interface ChannelContext {
    */
   deliverLines?: (from: Sender, body: Uint8Array, start: number, stop: number, max: number) => number;
   warn(message: string): void;
+  /** Write out what was delivered so far: call before blocking, so nothing waits with us. */
+  flush(): void;
   /** False once no more messages are taken (--count reached, stdout gone). */
   readonly taking: boolean;
   /** --allow-uid/--allow-gid are set: only then is allows() worth its closures. */

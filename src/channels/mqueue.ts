@@ -87,8 +87,9 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
     if (n >= 0 || !flowing) return n;
     const spinUntil = Math.min(performance.now() + SPIN_MS, until);
     while ((n = mqReceive(mqd, buf, prio)) < 0 && performance.now() < spinUntil);
-    if (n >= 0 || performance.now() >= until || !waitReadable(mqd, REFILL_US)) return n;
-    return mqReceive(mqd, buf, prio);
+    if (n >= 0 || performance.now() >= until) return n;
+    ctx.flush(); // what we took must not wait with us
+    return waitReadable(mqd, REFILL_US) ? mqReceive(mqd, buf, prio) : -1;
   };
   /** Whether the last receive() stopped with the queue possibly not empty (its turn was used up). */
   let more = false;
