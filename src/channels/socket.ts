@@ -147,7 +147,7 @@ export class SocketHub {
   private open(s: Client, via: string, senders: Map<number, Sender>): void {
     this.checkFdLimit();
     if (this.conns.size + this.waiting.size + this.unsure.length >= WAIT_FACTOR * this.opts.maxConnections) return this.overflow(s);
-    const fd = (s as unknown as { fd: number }).fd;
+    const fd = fdOf(s);
     const sender = this.sender(s, fd, via, senders);
     if (!sender) return;
     s.data = { sender, framer: this.framer(sender), last: 0, halfClosed: false, closed: false };
@@ -167,7 +167,7 @@ export class SocketHub {
     const batch = this.unsure.splice(0).filter((s) => s.data && !s.data.closed && !this.conns.has(s));
     let finished: boolean[];
     try {
-      finished = peersFinished(batch.map((s) => (s as unknown as { fd: number }).fd));
+      finished = peersFinished(batch.map(fdOf));
     } catch {
       finished = batch.map(() => false); // cannot tell: they wait like any other
     }
@@ -362,6 +362,11 @@ function openFileLimit(): number {
   } catch {
     return Infinity;
   }
+}
+
+/** Bun's sockets have a working fd, missing from the typings. */
+function fdOf(s: Client): number {
+  return (s as unknown as { fd: number }).fd;
 }
 
 function comm(pid: number): string | undefined {

@@ -119,8 +119,8 @@ export function waitReadable(fd: number, microseconds: number): boolean {
   onePollFd[0] = fd;
   onePollEvents[2] = POLLIN;
   onePollEvents[3] = 0;
-  waitFor[0] = 0n;
-  waitFor[1] = BigInt(Math.round(microseconds * 1000));
+  waitFor[0] = BigInt(Math.floor(microseconds / 1e6));
+  waitFor[1] = BigInt(Math.round((microseconds % 1e6) * 1000));
   const n = c().ppoll(onePollFd, 1, waitFor, null);
   if (n < 0 && errno() !== constants.errno.EINTR) fail("ppoll", `fd ${fd}`);
   return n > 0;

@@ -49,9 +49,9 @@ static void fill(struct pb_record *r, int sig, struct pb_siginfo *si) {
 
 /* Records that still fit in the pipe, so draining never takes a signal it cannot keep */
 static int room(void) {
-  int queued = 0;
-  if (ioctl(read_fd, 0x541B /* FIONREAD */, &queued) < 0) return BATCH;
-  return (pipe_size - queued) / (int) sizeof(struct pb_record);
+  int unread = 0;
+  if (ioctl(read_fd, 0x541B /* FIONREAD */, &unread) < 0) return BATCH;
+  return (pipe_size - unread) / (int) sizeof(struct pb_record);
 }
 
 /*
