@@ -4,7 +4,8 @@ import { openFifo } from "./channels/fifo.ts";
 import { openMqueue } from "./channels/mqueue.ts";
 import { openSignals, SignalTrap } from "./channels/signals.ts";
 import { SocketHub } from "./channels/socket.ts";
-import { rtSignalRange } from "./ffi/libc.ts";
+import { ignoreSignal, rtSignalRange } from "./ffi/libc.ts";
+import { signalName } from "./signames.ts";
 import { EXIT, reason } from "./errors.ts";
 import { Policy } from "./policy.ts";
 import { removePidfile, sdNotify, writePidfile } from "./readiness.ts";
@@ -187,6 +188,14 @@ function openTrap(opts: ServeOptions, wantMq: boolean, ctx: ChannelContext): Sig
   } catch (err) {
     const off = [opts.signals.length > 0 ? "signal" : "", wantMq ? "message-queue" : ""].filter(Boolean);
     log.error(`${(err as Error).message}; the ${off.join(" and ")} channel${off.length > 1 ? "s are" : " is"} off`);
+    // Signals we would have listened on must not kill us instead (their default action).
+    for (const sig of opts.signals) {
+      try {
+        ignoreSignal(sig);
+      } catch (e) {
+        log.warn(`${signalName(sig)} is not ignored either (${reason(e)}): it would end postbox`);
+      }
+    }
     return undefined;
   }
 }

@@ -82,13 +82,15 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Defaults keep every test on its own mq and off the default signals' way. */
   raw?: boolean;
+  /** A command that execs postbox (its arguments follow), e.g. under a seccomp filter. */
+  wrap?: string[];
 }
 
 /** Start ./postbox in dir with args; by default with its own mq name and waiting for the banner. */
 export async function startPostbox(dir: string, args: string[] = [], opts: StartOptions = {}): Promise<Running> {
   const own = opts.raw || args.some((a) => a === "--mq" || a === "--no-mq") ? null : mqName();
   const argv = own === null ? args : ["--mq", own, ...args];
-  const proc = Bun.spawn([BIN, ...argv], {
+  const proc = Bun.spawn([...(opts.wrap ?? []), BIN, ...argv], {
     cwd: dir,
     stdin: "ignore",
     stdout: "pipe",

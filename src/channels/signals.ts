@@ -1,6 +1,6 @@
 // Signal channel: every listened signal arrives as a siginfo record through the
 // trap's pipe (see ffi/siginfo.ts) and is handled in the loop like any other fd.
-import { PostboxError, reason } from "../errors.ts";
+import { PostboxError, SysError, reason } from "../errors.ts";
 import { signalTrapLib, parseRecords, type SignalRecord, type SignalTrapLib } from "../ffi/siginfo.ts";
 import { signalPrefix, signalSender } from "../format.ts";
 import { processGid } from "../policy.ts";
@@ -32,7 +32,8 @@ export class SignalTrap {
     try {
       lib = signalTrapLib();
     } catch (err) {
-      throw new PostboxError(`cannot set up signal handling: compiling the handler with bun:ffi cc() failed: ${reason(err)}`);
+      const step = err instanceof SysError ? err.syscall : "compiling the handler with bun:ffi cc()";
+      throw new PostboxError(`cannot set up signal handling: ${step} failed: ${reason(err)}`);
     }
     return new SignalTrap(lib, ctx);
   }

@@ -21,6 +21,7 @@ const symbols = {
   __libc_current_sigrtmin: { args: [], returns: i32 },
   __libc_current_sigrtmax: { args: [], returns: i32 },
   sigqueue: { args: [i32, i32, i64], returns: i32 },
+  signal: { args: [i32, u64], returns: i64 }, // the handler as an integer: SIG_IGN is 1
   mq_open: { args: [ptr, i32, u32, ptr], returns: i32 },
   mq_getattr: { args: [i32, ptr], returns: i32 },
   mq_receive: { args: [i32, ptr, u64, ptr], returns: FFIType.i64_fast }, // a number, not a BigInt per message
@@ -178,6 +179,14 @@ export function sendDatagram(address: string, message: string): void {
 /** The libc's real real-time signal range (glibc reserves the first few for itself). */
 export function rtSignalRange(): { min: number; max: number } {
   return { min: c().__libc_current_sigrtmin(), max: c().__libc_current_sigrtmax() };
+}
+
+const SIG_IGN = 1;
+const SIG_ERR = -1;
+
+/** Have the kernel discard sig (SIG_IGN): it can no longer kill the process. */
+export function ignoreSignal(sig: number): void {
+  if (c().signal(sig, SIG_IGN) === BigInt(SIG_ERR)) fail("signal", `signal ${sig}`);
 }
 
 /** sigqueue(3) with an int payload. */
