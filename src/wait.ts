@@ -1,8 +1,8 @@
 // postbox wait: returns as soon as a postbox serves at a socket, FIFO or queue —
 // the line a CI script puts after starting postbox in the background.
-import { closeSync, constants, openSync, readSync } from "node:fs";
+import { closeSync, constants, openSync } from "node:fs";
 import { probeSocket } from "./endpoint.ts";
-import { mqClose, mqOpen, O_NONBLOCK, O_RDONLY } from "./ffi/libc.ts";
+import { mqClose, mqOpen, mqStatus, O_NONBLOCK, O_RDONLY } from "./ffi/libc.ts";
 
 export type WaitTarget = { kind: "socket"; address: string } | { kind: "fifo"; path: string } | { kind: "mq"; name: string };
 
@@ -30,9 +30,8 @@ export async function serving(t: WaitTarget): Promise<boolean> {
 }
 
 /**
- * The pid registered for notification on a queue (0 if none). read() on a queue
- * descriptor returns its status line: "QSIZE:0 NOTIFY:0 SIGNO:64 NOTIFY_PID:123".
- * Registering ourselves to find out would make a starting postbox see EBUSY.
+ * The pid registered for notification on a queue (0 if none), from its status
+ * line. Registering ourselves to find out would make a starting postbox see EBUSY.
  */
 function mqReader(name: string): number {
   let mqd: number;
@@ -42,9 +41,7 @@ function mqReader(name: string): number {
     return 0;
   }
   try {
-    const buf = Buffer.alloc(256);
-    const n = readSync(mqd, buf);
-    return Number(/NOTIFY_PID:(\d+)/.exec(buf.toString("latin1", 0, n))?.[1] ?? 0);
+    return mqStatus(mqd).notifyPid;
   } catch {
     return 0;
   } finally {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { BIN, cpuTicks, mqName, runPostbox, startPostbox, tempDir, until } from "./harness.ts";
+import { BIN, cpuTicks, mqName, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
 import { mqMode, mqPut, mqRemove } from "./helpers/mq.ts";
 
 const only = ["--no-fifo", "--no-socket", "--no-signals"];
@@ -39,6 +39,28 @@ describe("message-queue channel", () => {
     expect(first.stdout).toBe("mqueue[prio=0]: m1\nmqueue[prio=0]: m2\n");
     const second = await runPostbox(dir.path, [...only, "--mq", q.name, "--count", "3", "--timeout", "10"]);
     expect(second.stdout).toBe("mqueue[prio=0]: m3\nmqueue[prio=0]: m4\nmqueue[prio=0]: m5\n");
+  });
+
+  test("a notification the kernel drops (RLIMIT_SIGPENDING used up by a signal flood) leaves no message unread", async () => {
+    using dir = tempDir();
+    using q = queue();
+    mqPut(q.name, []); // created before postbox, so nothing is waiting at start
+    const wrap = ["bash", "-c", 'ulimit -i 40 && exec "$@"', "bash"];
+    await using pb = await startPostbox(dir.path, ["--no-fifo", "--no-socket", "--signals", "RTMIN", "--mq", q.name], { wrap });
+    process.kill(pb.pid, "SIGSTOP"); // nothing is taken while stopped: signals pile up
+    try {
+      // Fill the pending-signal limit; the last sigqueue calls fail with EAGAIN.
+      const flood = await sh(dir.path, `n=0; for i in $(seq 1 60); do /bin/kill -RTMIN -q $i ${pb.pid} 2>/dev/null && n=$((n+1)); done; echo $n`);
+      const queued = Number(flood.stdout.trim());
+      expect(queued).toBeGreaterThan(0);
+      expect(queued).toBeLessThan(60);
+      mqPut(q.name, [["after the flood", 0]]); // its notification finds no room
+      process.kill(pb.pid, "SIGCONT");
+      const lines = await pb.waitLines(queued + 1);
+      expect(lines).toContain("mqueue[prio=0]: after the flood");
+    } finally {
+      process.kill(pb.pid, "SIGCONT");
+    }
   });
 
   test("a burst larger than the queue (10 slots) arrives complete while the sender blocks", async () => {

@@ -3,7 +3,7 @@
 // lands in the empty queue; then we drain it, and re-arm once it is quiet.
 import { fchmodSync } from "node:fs";
 import { PostboxError, SysError, reason } from "../errors.ts";
-import { mqClose, mqGetattr, mqNotifySignal, mqOpen, mqReceive, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking, waitReadable } from "../ffi/libc.ts";
+import { mqClose, mqGetattr, mqNotifySignal, mqOpen, mqReceive, mqStatus, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking, waitReadable } from "../ffi/libc.ts";
 import { mqueueSender, type Sender } from "../format.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { selfCommand } from "../self.ts";
@@ -121,8 +121,30 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
     return got;
   };
   const arm = (): void => {
-    mqNotifySignal(mqd, opts.notifySignal);
+    try {
+      mqNotifySignal(mqd, opts.notifySignal);
+    } catch (err) {
+      // EBUSY is also what our own registration answers, once recheck() raced a notification.
+      if (!(err instanceof SysError && err.code === "EBUSY" && mqStatus(mqd).notifyPid === process.pid)) throw err;
+    }
     armed = true;
+  };
+  /**
+   * A notification is a queued real-time signal. When a signal flood has used up
+   * RLIMIT_SIGPENDING the kernel drops it — unregistering us all the same — and
+   * the queue would wait for a notification that never comes. So after each
+   * batch of signals: messages waiting and nobody registered means that happened.
+   */
+  const recheck = (): void => {
+    if (!serving || !armed || polling !== undefined) return;
+    try {
+      const { bytes, notifyPid } = mqStatus(mqd);
+      if (bytes === 0 || notifyPid === process.pid) return;
+    } catch {
+      return;
+    }
+    armed = false;
+    pump();
   };
   /**
    * Take messages until the queue is quiet; then arm mq_notify and look once
@@ -154,6 +176,7 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
     armed = false; // a notification unregisters us
     if (polling === undefined) pump();
   });
+  trap.afterSignals(recheck);
   try {
     arm(); // at once: EBUSY means another reader is live
   } catch (err) {

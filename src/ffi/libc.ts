@@ -1,6 +1,7 @@
 // The one place that touches libc through bun:ffi. Everything exported here is a
 // typed function that throws SysError (with the errno name) on failure.
 import { dlopen, FFIType, read } from "bun:ffi";
+import { readSync } from "node:fs";
 import { constants } from "node:os";
 import { SysError } from "../errors.ts";
 
@@ -246,6 +247,18 @@ export function mqNotifySignal(mqd: number, signo: number): void {
   ev[2] = signo;
   ev[3] = SIGEV_SIGNAL;
   if (c().mq_notify(mqd, ev) !== 0) fail("mq_notify");
+}
+
+/**
+ * What a queue descriptor's status line says: read() on it returns
+ * "QSIZE:0 NOTIFY:0 SIGNO:64 NOTIFY_PID:123" (bytes queued; pid registered for
+ * notification, 0 if none). Read at offset 0, so it can be asked again.
+ */
+export function mqStatus(mqd: number): { bytes: number; notifyPid: number } {
+  const buf = Buffer.alloc(256);
+  const n = readSync(mqd, buf, 0, buf.byteLength, 0);
+  const line = buf.toString("latin1", 0, n);
+  return { bytes: Number(/QSIZE:(\d+)/.exec(line)?.[1] ?? 0), notifyPid: Number(/NOTIFY_PID:(\d+)/.exec(line)?.[1] ?? 0) };
 }
 
 export function mqClose(mqd: number): void {
