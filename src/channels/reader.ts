@@ -11,7 +11,6 @@ const BUF = 1 << 18;
 
 export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void): FdReader {
   const reader = Bun.file(fd).stream().getReader();
-  const buf = new Uint8Array(BUF);
   let reading = true;
 
   /**
@@ -22,6 +21,7 @@ export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError
    * at stop() is in the kernel, in order.
    */
   const drain = (): void => {
+    const buf = new Uint8Array(BUF); // once, at stop: no buffer held while the stream reads
     for (;;) {
       let n: number;
       try {

@@ -14,7 +14,6 @@ const symbols = {
   memfd_create: { args: [ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
-  poll: { args: [ptr, u64, i32], returns: i32 },
   ppoll: { args: [ptr, u64, ptr, ptr], returns: i32 },
   socket: { args: [i32, i32, i32], returns: i32 },
   sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
@@ -112,34 +111,45 @@ const POLLIN = 0x1;
 const POLLHUP = 0x10;
 const POLLRDHUP = 0x2000;
 
-const onePollFd = new Int32Array(2);
-const onePollEvents = new Int16Array(onePollFd.buffer);
 const waitFor = new BigInt64Array(2); // struct timespec
 
-/** Wait up to `microseconds` for fd to become readable (ppoll(2)); false on timeout or a signal. */
+/**
+ * ppoll(2) over `count` entries of a struct pollfd array { int fd; short events,
+ * revents; } (as Int32 pairs), waiting up to `microseconds` (0: just look).
+ * Returns how many are ready (0 on timeout or a signal); revents are filled in.
+ */
+function ppollFds(pollfds: Int32Array, count: number, microseconds: number, what: string): number {
+  waitFor[0] = BigInt(Math.floor(microseconds / 1e6));
+  waitFor[1] = BigInt(Math.round((microseconds % 1e6) * 1000));
+  const n = c().ppoll(pollfds, count, waitFor, null);
+  if (n < 0 && errno() !== constants.errno.EINTR) fail("ppoll", what);
+  return Math.max(n, 0);
+}
+
+const onePollFd = new Int32Array(2); // reused: one call per refill of a flowing queue
+const onePollEvents = new Int16Array(onePollFd.buffer);
+
+/** Wait up to `microseconds` for fd to become readable; false on timeout or a signal. */
 export function waitReadable(fd: number, microseconds: number): boolean {
   onePollFd[0] = fd;
   onePollEvents[2] = POLLIN;
   onePollEvents[3] = 0;
-  waitFor[0] = BigInt(Math.floor(microseconds / 1e6));
-  waitFor[1] = BigInt(Math.round((microseconds % 1e6) * 1000));
-  const n = c().ppoll(onePollFd, 1, waitFor, null);
-  if (n < 0 && errno() !== constants.errno.EINTR) fail("ppoll", `fd ${fd}`);
-  return n > 0;
+  return ppollFds(onePollFd, 1, microseconds, `fd ${fd}`) > 0;
 }
 
 /**
  * For each connected socket, whether its peer has shut down its sending side
- * (all it will send is already queued): one poll(2) for them all.
+ * (all it will send is already queued): one call for them all.
  */
 export function peersFinished(fds: readonly number[]): boolean[] {
-  const pollfds = new Int32Array(fds.length * 2); // struct pollfd { int fd; short events, revents; }
+  if (fds.length === 0) return [];
+  const pollfds = new Int32Array(fds.length * 2);
   const events = new Int16Array(pollfds.buffer);
   fds.forEach((fd, i) => {
     pollfds[2 * i] = fd;
     events[4 * i + 2] = POLLRDHUP;
   });
-  if (fds.length > 0 && c().poll(pollfds, fds.length, 0) < 0) fail("poll");
+  ppollFds(pollfds, fds.length, 0, "connected sockets");
   return fds.map((_, i) => (events[4 * i + 3]! & (POLLRDHUP | POLLHUP)) !== 0);
 }
 
@@ -254,10 +264,11 @@ export function mqNotifySignal(mqd: number, signo: number): void {
  * "QSIZE:0 NOTIFY:0 SIGNO:64 NOTIFY_PID:123" (bytes queued; pid registered for
  * notification, 0 if none). Read at offset 0, so it can be asked again.
  */
+const statusLine = Buffer.alloc(256); // reused: asked after each batch of signals
+
 export function mqStatus(mqd: number): { bytes: number; notifyPid: number } {
-  const buf = Buffer.alloc(256);
-  const n = readSync(mqd, buf, 0, buf.byteLength, 0);
-  const line = buf.toString("latin1", 0, n);
+  const n = readSync(mqd, statusLine, 0, statusLine.byteLength, 0);
+  const line = statusLine.toString("latin1", 0, n);
   return { bytes: Number(/QSIZE:(\d+)/.exec(line)?.[1] ?? 0), notifyPid: Number(/NOTIFY_PID:(\d+)/.exec(line)?.[1] ?? 0) };
 }
 
