@@ -86,17 +86,23 @@ export function checkFlags(raw: readonly string[], def: ArgsDef, negatable: Read
   return positionals;
 }
 
-function integer(value: string | undefined, flag: string, dflt: number, min: number): number {
+/** The longest timer Node/Bun can arm: 2^31-1 ms; longer ones fire at once with a warning. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TIMER_S = Math.floor(MAX_TIMER_MS / 1000); // 2147483 s, about 24.8 days
+
+function integer(value: string | undefined, flag: string, dflt: number, min: number, max: number = Number.MAX_SAFE_INTEGER, why = ""): number {
   if (value === undefined) return dflt;
-  if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value)))
-    throw new UsageError(`--${flag} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
-  return Number(value);
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max)
+    throw new UsageError(`--${flag} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}${why}, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 function seconds(value: string | undefined, flag: string, dflt: number): number {
   if (value === undefined) return dflt;
   const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number of seconds, got ${JSON.stringify(value)}`);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n <= MAX_TIMER_S))
+    throw new UsageError(`--${flag} must be a number of seconds from 0 to ${MAX_TIMER_S} (about 24 days, the longest timer), got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -131,6 +137,41 @@ function socketAddress(value: string | null, flag: string): string | null {
   return value;
 }
 
+/** "@name" or "name" → name; "@" alone would listen on (or dial) the empty abstract name. */
+function abstractName(value: string | null): string | null {
+  if (value === null) return null;
+  const name = value.replace(/^@/, "");
+  if (name === "") throw new UsageError("--abstract needs a name after the @");
+  return socketAddress(name, "abstract");
+}
+
+/** Linux PATH_MAX (4096 with the NUL) and NAME_MAX (255 per component): longer fails as ENAMETOOLONG. */
+const PATH_MAX = 4095;
+const NAME_MAX = 255;
+
+function filePath(value: string | null, flag: string): string | null {
+  if (value === null) return null;
+  const bytes = Buffer.byteLength(value);
+  if (bytes > PATH_MAX) throw new UsageError(`--${flag} is ${bytes} bytes long; a path holds at most ${PATH_MAX}`);
+  const part = value.split("/").find((c) => Buffer.byteLength(c) > NAME_MAX);
+  if (part !== undefined)
+    throw new UsageError(`--${flag} has a ${Buffer.byteLength(part)}-byte name in it (${JSON.stringify(part.slice(0, 12) + "…")}); a file name holds at most ${NAME_MAX} bytes`);
+  return value;
+}
+
+/**
+ * Longest line delivered whole. Each client's unfinished line is held in memory up
+ * to this size and its escaped text can take 4 times as much: 16 MiB keeps one
+ * line within 64 MiB of output buffer. Longer lines still arrive, in pieces.
+ */
+const MAX_MESSAGE = 16 << 20;
+/** More clients than the kernel's default fs.nr_open could hold fds for. */
+const MAX_CONNECTIONS = 1 << 20;
+/** mq priorities are 0 .. MQ_PRIO_MAX-1 (32767 on Linux). */
+const MQ_PRIO_TOP = 32767;
+/** PID_MAX_LIMIT on 64-bit Linux. */
+const PID_TOP = 4194304;
+
 /** A path option: its value, null for --no-<name>, or the default. */
 function pathOption(value: unknown, flag: string, dflt: string): string | null {
   if (value === false) return null;
@@ -146,8 +187,8 @@ export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeO
   const modeText = a.mode ?? "0600";
   if (!/^0?[0-7]{3}$/.test(modeText)) throw new UsageError(`--mode must be octal permissions like 0600 or 666, got ${JSON.stringify(modeText)}`);
   let mq = pathOption(a.mq, "mq", DEFAULTS.mq);
-  if (mq !== null && !/^\/[^/]{1,254}$/.test(mq))
-    throw new UsageError(`--mq must look like /name (one leading slash, no other), got ${JSON.stringify(mq)}`);
+  if (mq !== null && (!/^\/[^/]+$/.test(mq) || Buffer.byteLength(mq) > NAME_MAX))
+    throw new UsageError(`--mq must look like /name (one leading slash, no other, at most ${NAME_MAX} bytes), got ${JSON.stringify(mq)}`);
   const sigText = (a.signals as unknown) === false ? null : (a.signals ?? DEFAULTS.signals.join(","));
   let signals: number[] = [];
   if (sigText !== null) {
@@ -157,25 +198,25 @@ export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeO
       throw new UsageError(`--signals: ${(err as Error).message}`);
     }
   }
-  const abstract = a.abstract === undefined ? null : pathOption(a.abstract, "abstract", "");
+  const abstract = a.abstract === undefined ? null : abstractName(pathOption(a.abstract, "abstract", ""));
   if (a.quiet && a.verbose) throw new UsageError("--quiet and --verbose exclude each other");
   if (a.match !== undefined && a.count === undefined) throw new UsageError("--match goes with --count");
   const verbosity: Verbosity = a.quiet ? "quiet" : a.verbose ? "verbose" : "normal";
   const opts: ServeOptions = {
-    fifo: pathOption(a.fifo, "fifo", DEFAULTS.fifo),
+    fifo: filePath(pathOption(a.fifo, "fifo", DEFAULTS.fifo), "fifo"),
     socket: socketAddress(pathOption(a.socket, "socket", DEFAULTS.socket), "socket"),
-    abstract: socketAddress(abstract?.replace(/^@/, "") ?? null, "abstract"),
+    abstract,
     mq,
     signals,
     mode: parseInt(modeText, 8),
     json: a.json === true,
-    maxMessage: integer(a["max-message"], "max-message", DEFAULTS.maxMessage, 1),
-    maxConnections: integer(a["max-connections"], "max-connections", DEFAULTS.maxConnections, 1),
+    maxMessage: integer(a["max-message"], "max-message", DEFAULTS.maxMessage, 1, MAX_MESSAGE, " (longer lines come in pieces)"),
+    maxConnections: integer(a["max-connections"], "max-connections", DEFAULTS.maxConnections, 1, MAX_CONNECTIONS),
     idleTimeout: seconds(a["idle-timeout"], "idle-timeout", DEFAULTS.idleTimeout),
-    linger: integer(a.linger, "linger", DEFAULTS.linger, 0),
-    store: a.store === undefined ? null : pathOption(a.store, "store", ""),
+    linger: integer(a.linger, "linger", DEFAULTS.linger, 0, MAX_TIMER_MS, " ms"),
+    store: a.store === undefined ? null : filePath(pathOption(a.store, "store", ""), "store"),
     activated,
-    pidfile: a.pidfile === undefined ? null : pathOption(a.pidfile, "pidfile", ""),
+    pidfile: a.pidfile === undefined ? null : filePath(pathOption(a.pidfile, "pidfile", ""), "pidfile"),
     count: a.count === undefined ? null : integer(a.count, "count", 0, 1),
     timeout: a.timeout === undefined ? null : seconds(a.timeout, "timeout", 0),
     match: a.match === undefined ? null : regex(a.match),
@@ -215,13 +256,13 @@ export function parseSend(raw: string[]): { target: SendTarget; words: string[] 
       target = { kind: "socket", path: socketAddress(value("socket"), "socket")! };
       break;
     case "abstract":
-      target = { kind: "abstract", name: socketAddress(value("abstract").replace(/^@/, ""), "abstract")! };
+      target = { kind: "abstract", name: abstractName(value("abstract"))! };
       break;
     case "fifo":
-      target = { kind: "fifo", path: value("fifo") };
+      target = { kind: "fifo", path: filePath(value("fifo"), "fifo")! };
       break;
     case "mq":
-      target = { kind: "mq", name: value("mq"), prio: integer(a.prio, "prio", 0, 0), wait: a.wait === true };
+      target = { kind: "mq", name: value("mq"), prio: integer(a.prio, "prio", 0, 0, MQ_PRIO_TOP), wait: a.wait === true };
       break;
     case "signal": {
       let sig: number;
@@ -231,7 +272,7 @@ export function parseSend(raw: string[]): { target: SendTarget; words: string[] 
         throw new UsageError(`--signal: ${(err as Error).message}`);
       }
       if (a.pid === undefined) throw new UsageError("--signal needs --pid <pid>");
-      target = { kind: "signal", sig, pid: integer(a.pid, "pid", 0, 1) };
+      target = { kind: "signal", sig, pid: integer(a.pid, "pid", 0, 1, PID_TOP) };
       break;
     }
   }
@@ -256,7 +297,11 @@ export function parseWait(raw: string[]): { target: WaitTarget; timeout: number 
   const k = chosen[0] ?? "socket";
   const v = pathOption(a[k], k, DEFAULTS.socket)!;
   const target: WaitTarget =
-    k === "fifo" ? { kind: "fifo", path: v } : k === "mq" ? { kind: "mq", name: v } : { kind: "socket", address: k === "abstract" ? `@${v.replace(/^@/, "")}` : v };
+    k === "fifo"
+      ? { kind: "fifo", path: filePath(v, "fifo")! }
+      : k === "mq"
+        ? { kind: "mq", name: v }
+        : { kind: "socket", address: k === "abstract" ? `@${abstractName(v)}` : socketAddress(v, "socket")! };
   return { target, timeout: seconds(a.timeout, "timeout", 30) };
 }
 

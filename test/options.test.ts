@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { parseServe } from "../src/options.ts";
+import { parseSend, parseServe, parseWait } from "../src/options.ts";
+import { BIN, mqName, tempDir } from "./harness.ts";
 import { UsageError } from "../src/errors.ts";
 import { DEFAULTS } from "../src/types.ts";
 
@@ -35,6 +36,81 @@ describe("parseServe", () => {
   ]) {
     test(`usage error: ${bad.join(" ")}`, () => {
       expect(() => parseServe(bad)).toThrow(UsageError);
+    });
+  }
+});
+
+// Issue #12: values the kernel, the timers or memory cannot honour are usage
+// errors naming the allowed range, not a late failure.
+const long = (n: number) => "d/".repeat(Math.floor(n / 2)) + "f";
+const outOfRange: { args: string[]; says: RegExp }[] = [
+  { args: ["--timeout", "2147484"], says: /--timeout .*2147483/ },
+  { args: ["--idle-timeout", "2147484"], says: /--idle-timeout .*2147483/ },
+  { args: ["--linger", "2147483648"], says: /--linger .*2147483647/ },
+  { args: ["--max-message", "4294967296"], says: /--max-message .*16777216/ },
+  { args: ["--max-connections", "4294967296"], says: /--max-connections .*1048576/ },
+  { args: ["--abstract", "@"], says: /--abstract .*name/ },
+  { args: ["--fifo", "f".repeat(300)], says: /--fifo .*255/ },
+  { args: ["--store", "s".repeat(256)], says: /--store .*255/ },
+  { args: ["--pidfile", long(4100)], says: /--pidfile .*4095/ },
+  { args: ["--count", "99999999999999999999"], says: /--count/ },
+];
+
+describe("issue #12: out-of-range values", () => {
+  for (const { args, says } of outOfRange) {
+    test(`serve ${args[0]} ${args[1]!.slice(0, 20)}: usage error naming the range`, () => {
+      expect(() => parseServe(args)).toThrow(says);
+      expect(() => parseServe(args)).toThrow(UsageError);
+    });
+  }
+  test("the largest allowed values are taken", () => {
+    const o = parseServe(["--timeout", "2147483", "--max-message", "16777216", "--linger", "2147483647", "--fifo", "f".repeat(255)]);
+    expect(o).toMatchObject({ timeout: 2147483, maxMessage: 16777216, linger: 2147483647, fifo: "f".repeat(255) });
+  });
+  const sendBad: { args: string[]; says: RegExp }[] = [
+    { args: ["--mq", "/q", "--prio", "32768", "x"], says: /--prio .*32767/ },
+    { args: ["--abstract", "@", "x"], says: /--abstract .*name/ },
+    { args: ["--fifo", "f".repeat(300), "x"], says: /--fifo .*255/ },
+    { args: ["--signal", "USR1", "--pid", "4294967297", "x"], says: /--pid .*4194304/ },
+  ];
+  for (const { args, says } of sendBad) {
+    test(`send ${args.slice(0, 4).join(" ").slice(0, 40)}: usage error`, () => {
+      expect(() => parseSend(args)).toThrow(says);
+    });
+  }
+  test("send --prio 32767 is the highest priority taken", () => {
+    expect(parseSend(["--mq", "/q", "--prio", "32767", "x"]).target).toMatchObject({ prio: 32767 });
+  });
+  for (const { args, says } of [
+    { args: ["--timeout", "2147484"], says: /--timeout .*2147483/ },
+    { args: ["--abstract", "@"], says: /--abstract .*name/ },
+    { args: ["--fifo", long(4100)], says: /--fifo .*4095/ },
+  ]) {
+    test(`wait ${args[0]} ${args[1]!.slice(0, 20)}: usage error`, () => {
+      expect(() => parseWait(args)).toThrow(says);
+    });
+  }
+
+  // Black box: the binary says it in one line and exits 2, before opening anything.
+  const runs = [
+    ...outOfRange.map((c) => ({ cmd: [] as string[], ...c })),
+    { cmd: ["send"], args: ["--mq", "/q", "--prio", "32768", "x"], says: /--prio/ },
+    { cmd: ["send"], args: ["--fifo", "f".repeat(300), "x"], says: /--fifo/ },
+    { cmd: ["wait"], args: ["--timeout", "2147484"], says: /--timeout/ },
+  ];
+  for (const { cmd, args, says } of runs) {
+    test(`./postbox ${[...cmd, ...args].join(" ").slice(0, 40)}: exit 2, one line`, async () => {
+      using dir = tempDir();
+      const extra = cmd.length === 0 ? ["--mq", mqName(), "--no-signals"] : [];
+      // old builds served on with some of these: stop them, the run then fails on its exit code
+      const p = Bun.spawn([BIN, ...cmd, ...args, ...extra], { cwd: dir.path, stdout: "pipe", stderr: "pipe", timeout: 5000 });
+      const [stderr, exitCode] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+      const r = { stderr, exitCode };
+      expect(r.exitCode).toBe(2);
+      const lines = r.stderr.trim().split("\n");
+      expect(lines[0]).toMatch(says);
+      expect(lines.length).toBeLessThanOrEqual(2); // the reason, then "Try 'postbox --help'"
+      expect(r.stderr).not.toMatch(/Warning|    at /);
     });
   }
 });
