@@ -8,7 +8,7 @@ export type Channel = "fifo" | "socket" | "signal" | "mqueue";
 export interface Sender {
   readonly channel: Channel;
   readonly prefix: string;
-  readonly fields: Readonly<Record<string, string | number>>;
+  readonly fields: Readonly<Record<string, string | number | boolean | null>>;
   /** prefix as bytes, made on first use: a connection writes it before every line. */
   prefixBytes?: Uint8Array;
 }
@@ -24,13 +24,35 @@ export function socketSender(via: string, pid: number, uid: number, gid: number,
   return { channel: "socket", prefix: `socket[pid=${pid},uid=${uid},gid=${gid}]: `, fields };
 }
 
-export function signalPrefix(pid: number, uid: number, sig: string): string {
+/** si_code of tgkill(): like kill() (SI_USER, 0) the kernel fills pid and uid, and nobody else may send it. */
+const SI_TKILL = -6;
+
+/**
+ * Whose word a signal's pid and uid are. Other negative si_codes (SI_QUEUE from
+ * sigqueue, …) come from rt_sigqueueinfo, where the sender writes them itself:
+ * "claimed". pid 0 with a kernel code: the kernel kept no siginfo (its pending
+ * queue was full, RLIMIT_SIGPENDING) and zeroed it — nobody knows who sent it.
+ */
+export function signalIdentity(code: number, pid: number): "kernel" | "claimed" | "unknown" {
+  if (code < 0 && code !== SI_TKILL) return "claimed";
+  return pid === 0 ? "unknown" : "kernel";
+}
+
+export function signalPrefix(pid: number, uid: number, sig: string, code = 0): string {
+  if (signalIdentity(code, pid) === "unknown") return `signal[pid=?,uid=?,sig=${sig}]: `;
   return `signal[pid=${pid},uid=${uid},sig=${sig}]: `;
 }
 
 /** `prefix` may be passed in from a cache: a burst of signals mostly comes from one sender. */
-export function signalSender(pid: number, uid: number, sig: string, value: number, code: number, prefix = signalPrefix(pid, uid, sig)): Sender {
-  return { channel: "signal", prefix, fields: { pid, uid, sig, value, code } };
+export function signalSender(pid: number, uid: number, sig: string, value: number, code: number, prefix = signalPrefix(pid, uid, sig, code)): Sender {
+  switch (signalIdentity(code, pid)) {
+    case "unknown":
+      return { channel: "signal", prefix, fields: { pid: null, uid: null, sig, value, code } };
+    case "claimed":
+      return { channel: "signal", prefix, fields: { pid, uid, sig, value, code, claimed: true } };
+    case "kernel":
+      return { channel: "signal", prefix, fields: { pid, uid, sig, value, code } };
+  }
 }
 
 export function mqueueSender(via: string, prio: number): Sender {

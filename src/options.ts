@@ -169,8 +169,8 @@ const MAX_MESSAGE = 16 << 20;
 const MAX_CONNECTIONS = 1 << 20;
 /** mq priorities are 0 .. MQ_PRIO_MAX-1 (32767 on Linux). */
 const MQ_PRIO_TOP = 32767;
-/** PID_MAX_LIMIT on 64-bit Linux. */
-const PID_TOP = 4194304;
+/** pid_t is an int: anything above is not a process (below it the kernel answers ESRCH). */
+const PID_TOP = 2 ** 31 - 1;
 
 /** A path option: its value, null for --no-<name>, or the default. */
 function pathOption(value: unknown, flag: string, dflt: string): string | null {

@@ -9,6 +9,9 @@ export interface PolicyOptions {
   rate: number | null;
 }
 
+/** Key of unknown senders (a uid is never negative): refusals and --rate count them together. */
+export const UNKNOWN = -1;
+
 interface Bucket {
   tokens: number;
   at: number;
@@ -35,13 +38,22 @@ export class Policy {
     return this.opts.allowUids !== null || this.opts.allowGids !== null;
   }
 
-  /** A sender is allowed when its uid or (if known) its gid is on a list; a refusal is warned about. */
-  allows(uid: number, gid: () => number | undefined, who: () => string): boolean {
-    if (!this.restricted || this.opts.allowUids?.has(uid)) return true;
+  /**
+   * A sender is allowed when its uid or (if known) its gid is on a list; a refusal
+   * is warned about. uid null: the sender is unknown, and no list lets it in.
+   */
+  allows(uid: number | null, gid: () => number | undefined, who: () => string): boolean {
+    if (!this.restricted) return true;
+    if (uid === null) return this.refuse(UNKNOWN, who, "a sender the kernel did not record passes no list");
+    if (this.opts.allowUids?.has(uid)) return true;
     if (this.opts.allowGids !== null) {
       const g = gid();
       if (g !== undefined && this.opts.allowGids.has(g)) return true;
     }
+    return this.refuse(uid, who, "not on --allow-uid/--allow-gid");
+  }
+
+  private refuse(uid: number, who: () => string, why: string): false {
     const now = performance.now();
     const r = this.refusals.get(uid);
     if (r && now - r.shown < 1000) {
@@ -49,7 +61,7 @@ export class Policy {
       this.reportTimer ??= setTimeout(() => this.report(), 1000);
     } else {
       this.refusals.set(uid, { shown: now, more: 0 });
-      this.warn(`refused ${who()}: not on --allow-uid/--allow-gid`);
+      this.warn(`refused ${who()}: ${why}`);
     }
     return false;
   }
@@ -80,7 +92,8 @@ export class Policy {
   private report(): void {
     this.reportTimer = undefined;
     for (const [uid, r] of this.refusals) {
-      if (r.more > 0) this.warn(`refused ${r.more} more message(s)/connection(s) from uid ${uid}: not on --allow-uid/--allow-gid`);
+      const from = uid === UNKNOWN ? "unknown senders" : `uid ${uid}`;
+      if (r.more > 0) this.warn(`refused ${r.more} more message(s)/connection(s) from ${from}: not on --allow-uid/--allow-gid`);
       this.refusals.delete(uid);
     }
     for (const [uid, b] of this.buckets) {

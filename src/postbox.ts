@@ -7,7 +7,7 @@ import { SocketHub } from "./channels/socket.ts";
 import { ignoreSignal, rtSignalRange } from "./ffi/libc.ts";
 import { signalName } from "./signames.ts";
 import { EXIT, reason } from "./errors.ts";
-import { Policy } from "./policy.ts";
+import { Policy, UNKNOWN } from "./policy.ts";
 import { removePidfile, sdNotify, writePidfile } from "./readiness.ts";
 import { jsonLine, writeText, writeTextLines } from "./format.ts";
 import { Store } from "./store.ts";
@@ -59,8 +59,8 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   };
   const checked: Deliver = (from, body, start = 0, end = body.byteLength) => {
     if (done) return; // --count reached or stdout gone: nothing more is taken
-    const uid = from.fields.uid;
-    if (typeof uid === "number" && !policy.take(uid)) return;
+    const uid = from.fields.uid; // undefined: a channel without senders; null: an unknown signal sender
+    if (uid !== undefined && !policy.take(typeof uid === "number" ? uid : UNKNOWN)) return;
     if (opts.json || store) {
       const line = jsonLine(from, body.subarray(start, end));
       store?.append(line);

@@ -73,8 +73,8 @@ export interface ChannelContext {
   readonly taking: boolean;
   /** --allow-uid/--allow-gid are set: only then is allows() worth its closures. */
   restricted: boolean;
-  /** --allow-uid/--allow-gid: may this sender post? Warns when not; gid and who are computed only when needed. */
-  allows(uid: number, gid: () => number | undefined, who: () => string): boolean;
+  /** --allow-uid/--allow-gid: may this sender post (uid null: unknown, never)? Warns when not; gid and who are computed only when needed. */
+  allows(uid: number | null, gid: () => number | undefined, who: () => string): boolean;
 }
 
 /** An open channel. close() is safe to call twice. */

@@ -71,7 +71,7 @@ describe("issue #12: out-of-range values", () => {
     { args: ["--mq", "/q", "--prio", "32768", "x"], says: /--prio .*32767/ },
     { args: ["--abstract", "@", "x"], says: /--abstract .*name/ },
     { args: ["--fifo", "f".repeat(300), "x"], says: /--fifo .*255/ },
-    { args: ["--signal", "USR1", "--pid", "4294967297", "x"], says: /--pid .*4194304/ },
+    { args: ["--signal", "USR1", "--pid", "4294967297", "x"], says: /--pid .*2147483647/ },
   ];
   for (const { args, says } of sendBad) {
     test(`send ${args.slice(0, 4).join(" ").slice(0, 40)}: usage error`, () => {

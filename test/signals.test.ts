@@ -109,3 +109,54 @@ describe("signal channel", () => {
     expect(gone).toMatchObject({ exitCode: 1, stderr: "postbox: cannot send SIGUSR1 to pid 2147483647: no such process\n" });
   });
 });
+
+// Issue #12: a sigqueue sender writes its own si_pid/si_uid; only kill()/tgkill()
+// identities come from the kernel. When the kernel kept no siginfo at all (its
+// pending-signal queue was full) the sender is unknown.
+describe("honest identities", () => {
+  const forge = (pid: number, sig: string, value: number, claimedPid: number, claimedUid: number) =>
+    run([process.execPath, join(import.meta.dir, "helpers", "forge-sigqueue.ts"), String(pid), sig, String(value), String(claimedPid), String(claimedUid)]);
+
+  test("a forged sigqueue identity is marked claimed in --json; a kill() one is not", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...only, "--json", "--signals", "RTMIN"]);
+    expect((await forge(pb.pid, "RTMIN", 7, 1, 0)).exitCode).toBe(0);
+    const k = await run(["/bin/kill", "-s", "RTMIN", String(pb.pid)]);
+    const [forged, real] = (await pb.waitLines(2)).map((l) => JSON.parse(l));
+    expect(forged).toMatchObject({ pid: 1, uid: 0, value: 7, code: -1, claimed: true });
+    expect(real).toMatchObject({ pid: k.pid, uid, value: 0, code: 0 });
+    expect(real.claimed).toBeUndefined();
+  });
+
+  test.skipIf(uid !== 0 || !have("setpriv"))(
+    "RLIMIT_SIGPENDING used up: a signal whose sender the kernel lost never passes --allow-uid, shown as unknown",
+    async () => {
+      using dir = tempDir();
+      const { chmodSync } = await import("node:fs");
+      chmodSync(dir.path, 0o1777);
+      const nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+      // ulimit -i 0: no siginfo can be queued for postbox, so a sigqueue'd USR1 arrives as SI_USER, pid 0, uid 0
+      await using pb = await startPostbox(dir.path, [...only, "--signals", "USR1,USR2", "--allow-uid", "0"], {
+        wrap: ["bash", "-c", 'ulimit -i 0 && exec "$@"', "bash", ...nobody],
+      });
+      const sent = await run([...nobody, "/bin/kill", "-USR1", "-q", "5", String(pb.pid)]);
+      expect(sent.exitCode).toBe(0);
+      await pb.waitStderr(/refused SIGUSR1 from an unknown sender/);
+      await using shown = await startPostbox(dir.path, [...only, "--signals", "USR1", "--json"], {
+        wrap: ["bash", "-c", 'ulimit -i 0 && exec "$@"', "bash", ...nobody],
+      });
+      expect((await run([...nobody, "/bin/kill", "-USR1", "-q", "5", String(shown.pid)])).exitCode).toBe(0);
+      const rec = JSON.parse((await shown.waitLines(1))[0]!);
+      expect(rec).toMatchObject({ pid: null, uid: null, sig: "SIGUSR1", code: 0 });
+      const r = await pb.stop();
+      expect(r.stdout).toBe(""); // nothing of the unknown sender was delivered
+    },
+  );
+
+  test("text: an unknown sender is shown as pid=?,uid=?", async () => {
+    const { signalSender } = await import("../src/format.ts");
+    expect(signalSender(0, 0, "SIGUSR1", 0, 0).prefix).toBe("signal[pid=?,uid=?,sig=SIGUSR1]: ");
+    expect(signalSender(42, 1000, "SIGUSR1", 3, -1).prefix).toBe("signal[pid=42,uid=1000,sig=SIGUSR1]: ");
+    expect(signalSender(42, 1000, "SIGUSR1", 3, -6).fields.claimed).toBeUndefined(); // SI_TKILL: kernel-filled
+  });
+});

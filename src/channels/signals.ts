@@ -2,7 +2,7 @@
 // trap's pipe (see ffi/siginfo.ts) and is handled in the loop like any other fd.
 import { PostboxError, SysError, reason } from "../errors.ts";
 import { signalTrapLib, parseRecords, type SignalRecord, type SignalTrapLib } from "../ffi/siginfo.ts";
-import { signalPrefix, signalSender } from "../format.ts";
+import { signalIdentity, signalPrefix, signalSender } from "../format.ts";
 import { processGid } from "../policy.ts";
 import { signalName } from "../signames.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -85,15 +85,21 @@ export function openSignals(trap: SignalTrap, signals: readonly number[], ctx: C
   const digits = new Uint8Array(16);
   // Text prefixes of recent senders: formatting one per signal would dominate a burst.
   const prefixes = new Map<number, string>();
+  /** A sender the kernel did not record never passes an allow list; a claimed one is taken at its word. */
+  const allowed = (r: SignalRecord, unknown: boolean, name: string): boolean =>
+    unknown
+      ? ctx.allows(null, () => undefined, () => `${name} from an unknown sender (its siginfo was lost: RLIMIT_SIGPENDING used up)`)
+      : ctx.allows(r.uid, () => processGid(r.pid), () => `${name} from pid ${r.pid} (uid ${r.uid})`);
   for (const sig of signals) {
     const name = signalName(sig);
     trap.on(sig, (r) => {
-      if (ctx.restricted && !ctx.allows(r.uid, () => processGid(r.pid), () => `${name} from pid ${r.pid} (uid ${r.uid})`)) return;
-      const key = r.pid * 128 + sig; // uid follows from pid while the sender lives
+      const unknown = signalIdentity(r.code, r.pid) === "unknown";
+      if (ctx.restricted && !allowed(r, unknown, name)) return;
+      const key = unknown ? sig : r.pid * 128 + sig; // uid follows from pid while the sender lives
       let prefix = prefixes.get(key);
-      if (prefix === undefined || !prefix.includes(`uid=${r.uid},`)) {
+      if (prefix === undefined || !(unknown || prefix.includes(`uid=${r.uid},`))) {
         if (prefixes.size >= 1024) prefixes.clear();
-        prefixes.set(key, (prefix = signalPrefix(r.pid, r.uid, name)));
+        prefixes.set(key, (prefix = signalPrefix(r.pid, r.uid, name, r.code)));
       }
       const n = enc.encodeInto(String(r.value), digits).written;
       ctx.deliver(signalSender(r.pid, r.uid, name, r.value, r.code, prefix), digits, 0, n);
