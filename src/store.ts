@@ -1,6 +1,6 @@
 // --store FILE: every message appended as NDJSON, written before stdout and
 // fsynced at most ~100 ms behind. A failing disk is reported, never fatal.
-import { closeSync, constants, fsyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
 import { PostboxError, errnoName, reason } from "./errors.ts";
 
 const SYNC_MS = 100;
@@ -10,7 +10,10 @@ const REPORT_EVERY_MS = 10_000;
 
 export class Store {
   private fd: number;
+  /** Lines not written yet. */
   private buffer = "";
+  /** What a failed write left, as bytes: a retry writes exactly these (a record may be cut mid-character). */
+  private pending: Uint8Array | null = null;
   private syncTimer: Timer | undefined;
   private failing = false;
   private lost = 0;
@@ -24,15 +27,44 @@ export class Store {
   }
 
   private open(): number {
+    let fd: number;
     try {
-      return openSync(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o600);
+      fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o600);
     } catch (err) {
       throw new PostboxError(`cannot open the store ${this.path}: ${reason(err)}`);
+    }
+    this.seal(fd);
+    return fd;
+  }
+
+  /**
+   * A crash (kill -9, power loss) can cut the last record short; appending to it
+   * would glue the next record on. End it with a newline so it stays one bad line.
+   */
+  private seal(fd: number): void {
+    let size: number;
+    let rfd: number;
+    try {
+      size = fstatSync(fd).isFile() ? fstatSync(fd).size : 0;
+      if (size === 0) return;
+      rfd = openSync(`/proc/self/fd/${fd}`, constants.O_RDONLY); // the same file, readable
+    } catch {
+      return; // a device, or cannot be read back: nothing to check
+    }
+    try {
+      const start = tornStart(rfd, size);
+      if (start === size) return;
+      writeSync(fd, "\n");
+      this.report("error", `the store ${this.path} ended in a torn record at byte ${start} (${size - start} bytes, a crash mid-write?); sealed it with a newline`);
+    } catch (err) {
+      this.report("error", `cannot check the end of the store ${this.path}: ${reason(err)}`);
+    } finally {
+      closeSync(rfd);
     }
   }
 
   append(line: string): void {
-    if (this.buffer.length > MAX_BACKLOG) {
+    if (this.buffer.length + (this.pending?.byteLength ?? 0) > MAX_BACKLOG) {
       this.lost++;
       return;
     }
@@ -41,23 +73,32 @@ export class Store {
 
   /** Write what is buffered; keep it (bounded) when the write fails, to retry at the next flush. */
   flush(): void {
-    if (this.buffer === "") return;
-    const bytes = Buffer.from(this.buffer);
-    let off = 0;
-    try {
-      while (off < bytes.byteLength) off += writeSync(this.fd, bytes, off);
-    } catch (err) {
-      this.buffer = bytes.subarray(off).toString();
-      this.fail(err);
-      return;
+    if (this.pending !== null && !this.write(this.pending)) return;
+    if (this.buffer !== "") {
+      const bytes = Buffer.from(this.buffer);
+      this.buffer = "";
+      if (!this.write(bytes)) return;
     }
-    this.buffer = "";
     if (this.failing) {
       this.failing = false;
       this.report("info", `the store ${this.path} is writable again${this.lost ? `; ${this.lost} message(s) could not be kept` : ""}`);
       this.lost = 0;
     }
     this.syncTimer ??= setTimeout(() => this.sync(), SYNC_MS);
+  }
+
+  /** All of bytes, or false with what is left in pending. */
+  private write(bytes: Uint8Array): boolean {
+    let off = 0;
+    try {
+      while (off < bytes.byteLength) off += writeSync(this.fd, bytes, off);
+    } catch (err) {
+      this.pending = bytes.subarray(off);
+      this.fail(err);
+      return false;
+    }
+    this.pending = null;
+    return true;
   }
 
   sync(): void {
@@ -84,7 +125,7 @@ export class Store {
     this.flush();
     this.sync();
     closeSync(this.fd);
-    const unstored = (this.buffer.match(/\n/g)?.length ?? 0) + this.lost;
+    const unstored = (this.buffer.match(/\n/g)?.length ?? 0) + (this.pending?.filter((c) => c === 10).length ?? 0) + this.lost;
     if (unstored > 0) this.report("error", `${unstored} message(s) were printed but could not be kept in the store ${this.path}`);
   }
 
@@ -96,4 +137,18 @@ export class Store {
     const lost = this.lost ? `; ${this.lost} message(s) could not be kept` : "";
     this.report("error", `cannot write to the store ${this.path}: ${reason(err)}; messages still go to stdout, retrying${lost}`);
   }
+}
+
+/** Where the last record starts when the file does not end in a newline (size when it does). */
+function tornStart(fd: number, size: number): number {
+  const chunk = Buffer.alloc(64 << 10);
+  for (let end = size; end > 0; ) {
+    const start = Math.max(0, end - chunk.byteLength);
+    const n = readSync(fd, chunk, 0, end - start, start);
+    const nl = chunk.subarray(0, n).lastIndexOf(10);
+    if (end === size && chunk[n - 1] === 10) return size;
+    if (nl !== -1) return start + nl + 1;
+    end = start;
+  }
+  return 0;
 }
