@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseSend, parseServe, parseWait } from "../src/options.ts";
-import { BIN, mqName, tempDir } from "./harness.ts";
+import { BIN, tempDir } from "./harness.ts";
 import { UsageError } from "../src/errors.ts";
 import { DEFAULTS } from "../src/types.ts";
 
@@ -101,7 +101,7 @@ describe("issue #12: out-of-range values", () => {
   for (const { cmd, args, says } of runs) {
     test(`./postbox ${[...cmd, ...args].join(" ").slice(0, 40)}: exit 2, one line`, async () => {
       using dir = tempDir();
-      const extra = cmd.length === 0 ? ["--mq", mqName(), "--no-signals"] : [];
+      const extra = cmd.length === 0 ? ["--no-mq", "--no-signals"] : [];
       // old builds served on with some of these: stop them, the run then fails on its exit code
       const p = Bun.spawn([BIN, ...cmd, ...args, ...extra], { cwd: dir.path, stdout: "pipe", stderr: "pipe", timeout: 5000 });
       const [stderr, exitCode] = await Promise.all([new Response(p.stderr).text(), p.exited]);

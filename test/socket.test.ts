@@ -213,3 +213,19 @@ describe("socket channel", () => {
     expect(pb.proc.exitCode).toBeNull();
   });
 });
+
+describe("nothing buffered is dropped (issue #12)", () => {
+  test("SIGTERM delivers the complete lines of clients still waiting past --max-connections", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...onlyFlags, "--no-mq", "--max-connections", "1", "--linger", "0"]);
+    const path = join(dir.path, "socket");
+    const idle = await socketClient(path, [], { end: false }); // holds the only slot
+    const waiting = await socketClient(path, ["first\n", "second\n", "unfinished"], { end: false });
+    await pb.waitStderr(/--max-connections 1 reached: new clients wait/);
+    expect(pb.lines()).toEqual([]);
+    const end = await pb.stop("SIGTERM");
+    expect(end.exitCode).toBe(0);
+    expect(end.stdout.split("\n").map((l) => l.replace(/^socket\[[^\]]+\]: /, ""))).toEqual(["first", "second", "unfinished", ""]);
+    await Promise.all([idle.closed, waiting.closed]);
+  });
+});

@@ -1,9 +1,9 @@
 // Unix stream socket channel (path and/or abstract name). Sender identity comes
 // from SO_PEERCRED, read once when the connection is accepted.
-import { chmodSync, readFileSync } from "node:fs";
+import { chmodSync, readFileSync, readSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
 import { claimSocketPath } from "../endpoint.ts";
-import { PostboxError, reason } from "../errors.ts";
+import { PostboxError, errnoName, reason } from "../errors.ts";
 import { peerCred, peersFinished, unixSocketName, type PeerCred } from "../ffi/libc.ts";
 import { socketSender, type Sender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
@@ -52,6 +52,8 @@ export class SocketHub {
   /** Soft RLIMIT_NOFILE: past it Bun stops accepting (EMFILE) until an fd frees. */
   private readonly fdLimit = openFileLimit();
   private fdWarned = -Infinity;
+  /** For reading held clients at close only. */
+  private drainBuf: Buffer | undefined;
 
   constructor(
     private readonly opts: SocketOptions,
@@ -133,6 +135,8 @@ export class SocketHub {
 
   /** Deliver every connection's unfinished line and drop the connections. */
   closeAll(): void {
+    // Clients still waiting for a slot were never read: what they sent is in the kernel.
+    for (const s of [...this.unsure, ...this.waiting]) this.drainHeld(s);
     for (const s of [...this.unsure, ...this.waiting, ...this.conns]) {
       this.finish(s);
       s.terminate();
@@ -273,6 +277,19 @@ export class SocketHub {
     this.ctx.warn(
       `${this.conns.size + this.waiting.size + this.unsure.length} clients open, near the open-file limit (ulimit -n ${this.fdLimit}): new clients wait until one leaves`,
     );
+  }
+
+  /** Read what a paused client left in the kernel (its fd is non-blocking), up to EOF or EAGAIN. */
+  private drainHeld(s: Client): void {
+    const c = s.data;
+    if (!c || c.closed) return;
+    const fd = fdOf(s);
+    const buf = (this.drainBuf ??= Buffer.alloc(64 << 10));
+    try {
+      for (let n; (n = readSync(fd, buf)) > 0; ) c.framer.push(buf.subarray(0, n));
+    } catch (err) {
+      if (errnoName(err) !== "EAGAIN") this.ctx.warn(`${c.sender.prefix.slice(0, -2)}: cannot read what it sent (${reason(err)})`);
+    }
   }
 
   /** A slot is free: let the longest-waiting client in. */
