@@ -1,13 +1,14 @@
 // Unix stream socket channel (path and/or abstract name). Sender identity comes
 // from SO_PEERCRED, read once when the connection is accepted.
 import { chmodSync, readFileSync, readSync } from "node:fs";
-import type { Socket, UnixSocketListener } from "bun";
+import type { Socket } from "bun";
 import { claimSocketPath } from "../endpoint.ts";
 import { PostboxError, errnoName, reason } from "../errors.ts";
 import { peerCred, peersFinished, unixSocketName, type PeerCred } from "../ffi/libc.ts";
 import { socketSender, type Sender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
+import { openFds, openFileLimit, PausableListener } from "./listener.ts";
 
 export interface SocketOptions {
   mode: number;
@@ -49,9 +50,15 @@ export class SocketHub {
   /** Accepted past --max-connections, not read yet (the kernel holds what they sent). */
   private readonly waiting = new Set<Client>();
   private waitWarned = -Infinity;
-  /** Soft RLIMIT_NOFILE: past it Bun stops accepting (EMFILE) until an fd frees. */
+  /** Soft RLIMIT_NOFILE: past it accept(2) fails (EMFILE) until an fd frees. */
   private readonly fdLimit = openFileLimit();
+  private readonly fdWatchFrom = this.fdLimit - FD_WATCH;
   private fdWarned = -Infinity;
+  /** Accepted sockets not closed yet, whatever their state. */
+  private sockets = 0;
+  private readonly listeners = new Set<PausableListener<Conn | undefined>>();
+  /** The listeners are paused for want of fds. */
+  private fdPaused = false;
   /** For reading held clients at close only. */
   private drainBuf: Buffer | undefined;
 
@@ -65,11 +72,13 @@ export class SocketHub {
     const abstract = address.startsWith("@");
     if (!abstract) await claimSocketPath(address);
     const unix = abstract ? `\0${address.slice(1)}` : address;
-    let listener: UnixSocketListener<Conn | undefined>;
+    this.checkFdHeadroom(address);
+    let listener: PausableListener<Conn | undefined>;
+    const handlers = this.handlers(address);
     // The socket file is born with the mode it keeps: no window where it is wider.
     const umask = process.umask(0o777 & ~this.opts.mode);
     try {
-      listener = Bun.listen<Conn | undefined>({ unix, socket: this.handlers(address) });
+      listener = PausableListener.takeOver(Bun.listen<Conn | undefined>({ unix, socket: handlers }), address, handlers);
     } catch (err) {
       const hint = abstract ? "choose another --abstract name" : "check the directory and its permissions";
       throw new PostboxError(`cannot listen on ${address}: ${reason(err)}; ${hint}`);
@@ -77,46 +86,43 @@ export class SocketHub {
       process.umask(umask);
     }
     if (!abstract) chmodSync(address, this.opts.mode);
-    let open = true;
+    return this.serve(listener, abstract ? `echo 2 | socat - ABSTRACT-CONNECT:${address.slice(1)}` : `echo 2 | nc -U ${address}`);
+  }
+
+  /** The channel handle of a listener; close() also removes a socket file we made. */
+  private serve(listener: PausableListener<Conn | undefined>, where: string): ChannelHandle {
+    this.listeners.add(listener);
     return {
       kind: "socket",
-      where: abstract ? `echo 2 | socat - ABSTRACT-CONNECT:${address.slice(1)}` : `echo 2 | nc -U ${address}`,
+      where,
       close: () => {
-        if (!open) return;
-        open = false;
-        listener.stop(true); // also removes the socket file
+        this.listeners.delete(listener);
+        listener.close();
       },
     };
   }
 
   /** A listening socket passed by systemd (ListenStream=): serve it, never unlink anything. */
   adopt(fd: number, name: string): ChannelHandle {
-    // Bun.listen({ fd }) exists at runtime (adopts a listening fd) but is missing from the typings.
-    const listenFd = Bun.listen as unknown as (o: { fd: number; socket: ReturnType<SocketHub["handlers"]> }) => { stop(closeActive?: boolean): void };
     let bound = "";
     try {
       bound = unixSocketName(fd);
     } catch {
       // unnamed: the banner and the via field fall back to the fd name
     }
-    let listener: { stop(closeActive?: boolean): void };
+    this.checkFdHeadroom(bound || name);
+    let listener: PausableListener<Conn | undefined>;
     try {
-      listener = listenFd({ fd, socket: this.handlers(bound || name) });
+      listener = PausableListener.adopt(fd, this.handlers(bound || name));
     } catch (err) {
       throw new PostboxError(`cannot listen on the passed socket ${name}: ${reason(err)}`);
     }
-    let open = true;
-    return {
-      kind: "socket",
-      where: bound.startsWith("@")
+    return this.serve(
+      listener,
+      bound.startsWith("@")
         ? `echo 2 | socat - ABSTRACT-CONNECT:${bound.slice(1)}`
         : `echo 2 | nc -U ${bound || `<the socket passed as ${name}>`}`,
-      close: () => {
-        if (!open) return;
-        open = false;
-        listener.stop(true);
-      },
-    };
+    );
   }
 
   private handlers(via: string) {
@@ -128,7 +134,11 @@ export class SocketHub {
       data: (s: Client, chunk: Uint8Array) => this.data(s, chunk),
       // No end handler: on EOF Bun closes the connection itself (one syscall
       // fewer than end() there), and close delivers the last line.
-      close: (s: Client) => this.finish(s),
+      close: (s: Client) => {
+        this.sockets--;
+        this.finish(s);
+        if (this.fdPaused) this.fdsFreed();
+      },
       error: (s: Client) => this.finish(s),
     };
   }
@@ -149,9 +159,9 @@ export class SocketHub {
 
   // The hot path of a connect-post-close burst: everything rare is in its own method.
   private open(s: Client, via: string, senders: Map<number, Sender>): void {
-    this.checkFdLimit();
-    if (this.conns.size + this.waiting.size + this.unsure.length >= WAIT_FACTOR * this.opts.maxConnections) return this.overflow(s);
     const fd = fdOf(s);
+    if (++this.sockets >= this.fdWatchFrom || fd >= this.fdWatchFrom) this.nearFdLimit();
+    if (this.conns.size + this.waiting.size + this.unsure.length >= WAIT_FACTOR * this.opts.maxConnections) return this.overflow(s);
     const sender = this.sender(s, fd, via, senders);
     if (!sender) return;
     s.data = { sender, framer: this.framer(sender), last: 0, halfClosed: false, closed: false };
@@ -267,16 +277,35 @@ export class SocketHub {
     }
   }
 
-  /** Near the open-file limit new clients wait in the kernel's queue: say so (once a second). */
-  private checkFdLimit(): void {
-    const open = this.conns.size + this.waiting.size + this.unsure.length + FD_RESERVE;
-    if (open < this.fdLimit) return;
+  /** Refuse to start where the open-file limit leaves no room for clients (they would all hang). */
+  private checkFdHeadroom(address: string): void {
+    const used = openFds();
+    if (this.fdLimit - used >= FD_MIN_FREE) return;
+    throw new PostboxError(
+      `cannot serve ${address}: the open-file limit (ulimit -n ${this.fdLimit}) is too low: ${used} descriptors are in use before any client; raise it to at least ${used + FD_MIN_FREE}`,
+    );
+  }
+
+  /**
+   * At the open-file limit accept(2) fails and Bun retries it at once, forever:
+   * stop watching the listeners while FD_SPARE or fewer fds are free (clients
+   * wait in the kernel's queue) and say so, at most once a second.
+   */
+  private nearFdLimit(): void {
+    if (this.fdPaused || this.fdLimit - openFds() > FD_SPARE) return;
+    for (const l of this.listeners) l.pause();
+    this.fdPaused = true;
     const now = performance.now();
     if (now - this.fdWarned < 1000) return;
     this.fdWarned = now;
-    this.ctx.warn(
-      `${this.conns.size + this.waiting.size + this.unsure.length} clients open, near the open-file limit (ulimit -n ${this.fdLimit}): new clients wait until one leaves`,
-    );
+    this.ctx.warn(`${this.sockets} clients open, near the open-file limit (ulimit -n ${this.fdLimit}): new clients wait until one leaves`);
+  }
+
+  /** A client left while paused: watch the listeners again once there is room. */
+  private fdsFreed(): void {
+    if (this.fdLimit - openFds() <= 2 * FD_SPARE) return;
+    this.fdPaused = false;
+    for (const l of this.listeners) l.resume();
   }
 
   /** Read what a paused client left in the kernel (its fd is non-blocking), up to EOF or EAGAIN. */
@@ -369,17 +398,12 @@ export class SocketHub {
   }
 }
 
-/** fds postbox itself uses besides clients (channels, stdio, Bun's own). */
-const FD_RESERVE = 24;
-
-function openFileLimit(): number {
-  try {
-    const m = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
-    return m ? Number(m[1]) : Infinity;
-  } catch {
-    return Infinity;
-  }
-}
+/** Free fds kept for what postbox opens itself (a /proc read, the store on SIGHUP, the listener's dup). */
+const FD_SPARE = 8;
+/** Free fds needed at start to serve at all: the spare ones and a few clients. */
+const FD_MIN_FREE = 2 * FD_SPARE + 8;
+/** Count open fds exactly (readdir /proc/self/fd) only this close to the limit. */
+const FD_WATCH = 64;
 
 /** Bun's sockets have a working fd, missing from the typings. */
 function fdOf(s: Client): number {

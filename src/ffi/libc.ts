@@ -88,6 +88,15 @@ export function setNonBlocking(fd: number): void {
   if (flags < 0 || c().fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) fail("fcntl(O_NONBLOCK)", `fd ${fd}`);
 }
 
+const F_DUPFD_CLOEXEC = 1030;
+
+/** A second descriptor for the same open file (close-on-exec). */
+export function dupFd(fd: number): number {
+  const r = c().fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (r < 0) fail("fcntl(F_DUPFD_CLOEXEC)", `fd ${fd}`);
+  return r;
+}
+
 export interface PeerCred {
   pid: number;
   uid: number;

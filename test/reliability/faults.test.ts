@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, lstatSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BIN, have, mqName, report, runPostbox, sh, socketClient, startPostbox, tempDir, until } from "../harness.ts";
+import { BIN, cpuTicks, have, mqName, report, runPostbox, sh, socketClient, startPostbox, tempDir, until } from "../harness.ts";
 import { mqPut, mqRemove } from "../helpers/mq.ts";
 
 const root = process.getuid!() === 0;
@@ -73,6 +73,67 @@ describe("resource exhaustion", () => {
       p.kill("SIGKILL");
       mqRemove(mq);
     }
+  });
+});
+
+describe("at the open-file limit (issue #12)", () => {
+  const limited = (n: number, dir: string, args: string[]) =>
+    Bun.spawn(["bash", "-c", `ulimit -n ${n}; exec ${asNobody.join(" ")} "${BIN}" "$@"`, "bash", "--no-mq", "--mode", "0666", "--pidfile", "pb.pid", ...args], {
+      cwd: dir,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+
+  test.skipIf(!root || !have("setpriv"))("ulimit -n 64 with 100 idle clients: no spinning (CPU by /proc ticks), a warning, all served once they go", async () => {
+    using dir = tempDir();
+    chmodSync(dir.path, 0o777);
+    const p = limited(64, dir.path, ["--no-fifo", "--linger", "0"]);
+    let stderr = "";
+    const errDone = (async () => {
+      for await (const c of p.stderr) stderr += new TextDecoder().decode(c);
+    })();
+    try {
+      await until(() => existsSync(join(dir.path, "pb.pid")), "ready");
+      const pid = Number(readFileSync(join(dir.path, "pb.pid"), "utf8"));
+      const path = join(dir.path, "socket");
+      const clients = await Promise.all(Array.from({ length: 100 }, (_, i) => socketClient(path, [`held ${i}\n`], { end: false })));
+      await until(() => /open-file limit/.test(stderr), "the open-file warning");
+      const hz = 100; // USER_HZ: /proc ticks are 1/100 s on Linux
+      const t0 = await cpuTicks(pid);
+      const w0 = performance.now();
+      await Bun.sleep(2000); // a measuring window, not a wait for a condition
+      const used = ((await cpuTicks(pid)) - t0) / hz / ((performance.now() - w0) / 1000);
+      report("100 idle clients under ulimit -n 64", { cpuShare: used.toFixed(2) });
+      expect(used).toBeLessThan(0.3); // spinning on accept() burns ~1.0
+      for (const c of clients) c.finish();
+      await Promise.all(clients.map((c) => c.closed));
+      const text = await (async () => {
+        let out = "";
+        const r = p.stdout.getReader();
+        while (out.split("\n").length <= 100) out += new TextDecoder().decode((await r.read()).value);
+        r.releaseLock();
+        return out;
+      })();
+      expect(new Set(text.trim().split("\n").map((l) => l.slice(l.indexOf(": ") + 2))).size).toBe(100);
+      process.kill(pid, "SIGTERM");
+      expect(await p.exited).toBe(0);
+      await errDone;
+      expect(existsSync(path)).toBe(false); // the socket file went with it
+    } finally {
+      p.kill("SIGKILL");
+    }
+  });
+
+  test.skipIf(!root || !have("setpriv"))("ulimit -n 12: refused at start, naming the limit (exit 1, one line)", async () => {
+    using dir = tempDir();
+    chmodSync(dir.path, 0o777);
+    const p = limited(12, dir.path, ["--no-fifo"]);
+    const timer = setTimeout(() => p.kill("SIGKILL"), 10_000); // the old build served on with no fd to spare
+    const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    clearTimeout(timer);
+    expect({ code, stdout }).toEqual({ code: 1, stdout: "" });
+    expect(stderr).toMatch(/^postbox: .*open-file limit \(ulimit -n 12\) is too low.*at least \d+\n$/);
+    expect(existsSync(join(dir.path, "socket"))).toBe(false);
   });
 });
 

@@ -1,0 +1,110 @@
+// A Bun listener that can stop watching its socket and watch it again. Bun has
+// no pause: at the open-file limit accept(2) fails with EMFILE, the listening
+// socket stays readable, and the loop spins. Paused, a dup of the listening fd
+// keeps the socket (and its backlog) alive while Bun forgets it; resumed, Bun
+// adopts that fd again. Clients meanwhile wait in the kernel's queue.
+import { closeSync, linkSync, lstatSync, readdirSync, readFileSync, renameSync, unlinkSync } from "node:fs";
+import type { SocketHandler } from "bun";
+import { dupFd } from "../ffi/libc.ts";
+
+interface BunListener {
+  readonly fd: number;
+  stop(closeActive?: boolean): void;
+}
+
+// Bun.listen({ fd }) exists at runtime (adopts a listening fd) but is missing from the typings.
+const listenFd = Bun.listen as unknown as <T>(o: { fd: number; socket: SocketHandler<T> }) => BunListener;
+
+export class PausableListener<T> {
+  private bun: BunListener | null;
+  /** While paused: our dup of the listening socket. */
+  private held = -1;
+  private closed = false;
+
+  private constructor(
+    listener: BunListener,
+    private readonly handlers: SocketHandler<T>,
+    /** The socket file we created and remove at close (never one we were passed). */
+    private readonly file: { path: string; ino: number; dev: number } | null,
+  ) {
+    this.bun = listener;
+  }
+
+  /** Adopt a listening fd (ours or systemd's): stop() of such a listener unlinks nothing. */
+  static adopt<T>(fd: number, handlers: SocketHandler<T>): PausableListener<T> {
+    return new PausableListener(listenFd({ fd, socket: handlers }), handlers, null);
+  }
+
+  /**
+   * Take over a listener Bun made on an address ("@name" for an abstract one). Its
+   * stop() would unlink a path, so the file is moved aside while it stops and
+   * linked back (never over another file).
+   */
+  static takeOver<T>(listener: { stop(closeActive?: boolean): void }, address: string, handlers: SocketHandler<T>): PausableListener<T> {
+    const fd = dupFd((listener as BunListener).fd); // listener.fd works, but is missing from the typings
+    if (address.startsWith("@")) {
+      listener.stop(true);
+      return PausableListener.adopt(fd, handlers);
+    }
+    const aside = `${address}.${process.pid}.moving`;
+    renameSync(address, aside);
+    try {
+      listener.stop(true); // nothing is connected yet; unlinks the empty path
+      linkSync(aside, address);
+    } finally {
+      unlinkSync(aside);
+    }
+    const st = lstatSync(address);
+    return new PausableListener(listenFd({ fd, socket: handlers }), handlers, { path: address, ino: st.ino, dev: st.dev });
+  }
+
+  get paused(): boolean {
+    return this.bun === null && !this.closed;
+  }
+
+  /** Stop watching; connections already accepted go on. Needs one free fd. */
+  pause(): void {
+    if (this.bun === null) return;
+    this.held = dupFd(this.bun.fd);
+    this.bun.stop(false);
+    this.bun = null;
+  }
+
+  resume(): void {
+    if (this.bun !== null || this.closed) return;
+    this.bun = listenFd({ fd: this.held, socket: this.handlers });
+    this.held = -1;
+  }
+
+  /** Stop listening, drop the connections, remove the socket file if it is still ours. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.bun) this.bun.stop(true);
+    else closeSync(this.held);
+    this.bun = null;
+    const f = this.file;
+    if (!f) return;
+    const st = lstatSync(f.path, { throwIfNoEntry: false });
+    if (st?.isSocket() && st.ino === f.ino && st.dev === f.dev) unlinkSync(f.path);
+  }
+}
+
+/** Soft RLIMIT_NOFILE (Infinity when it cannot be read). */
+export function openFileLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    return m ? Number(m[1]) : Infinity;
+  } catch {
+    return Infinity;
+  }
+}
+
+/** Descriptors open in this process right now (0 when /proc cannot tell). */
+export function openFds(): number {
+  try {
+    return readdirSync("/proc/self/fd").length - 1; // less the one readdir used
+  } catch {
+    return 0;
+  }
+}
