@@ -100,11 +100,11 @@ export function openFileLimit(): number {
   }
 }
 
-/** Descriptors open in this process right now (0 when /proc cannot tell). */
-export function openFds(): number {
+/** Descriptors open in this process right now, or null when /proc cannot tell (EMFILE: none left to look). */
+export function openFds(): number | null {
   try {
     return readdirSync("/proc/self/fd").length - 1; // less the one readdir used
   } catch {
-    return 0;
+    return null;
   }
 }

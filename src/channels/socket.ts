@@ -280,7 +280,7 @@ export class SocketHub {
   /** Refuse to start where the open-file limit leaves no room for clients (they would all hang). */
   private checkFdHeadroom(address: string): void {
     const used = openFds();
-    if (this.fdLimit - used >= FD_MIN_FREE) return;
+    if (used === null || this.fdLimit - used >= FD_MIN_FREE) return;
     throw new PostboxError(
       `cannot serve ${address}: the open-file limit (ulimit -n ${this.fdLimit}) is too low: ${used} descriptors are in use before any client; raise it to at least ${used + FD_MIN_FREE}`,
     );
@@ -292,8 +292,12 @@ export class SocketHub {
    * wait in the kernel's queue) and say so, at most once a second.
    */
   private nearFdLimit(): void {
-    if (this.fdPaused || this.fdLimit - openFds() > FD_SPARE) return;
-    for (const l of this.listeners) l.pause();
+    if (this.fdPaused || this.fdLimit - (openFds() ?? this.fdLimit) > FD_SPARE) return;
+    try {
+      for (const l of this.listeners) l.pause();
+    } catch (err) {
+      this.ctx.warn(`at the open-file limit (ulimit -n ${this.fdLimit}) and cannot pause the listener: ${reason(err)}`);
+    }
     this.fdPaused = true;
     const now = performance.now();
     if (now - this.fdWarned < 1000) return;
@@ -303,7 +307,7 @@ export class SocketHub {
 
   /** A client left while paused: watch the listeners again once there is room. */
   private fdsFreed(): void {
-    if (this.fdLimit - openFds() <= 2 * FD_SPARE) return;
+    if (this.fdLimit - (openFds() ?? this.fdLimit) <= 2 * FD_SPARE) return;
     this.fdPaused = false;
     for (const l of this.listeners) l.resume();
   }
