@@ -45,7 +45,8 @@ export class Store {
     let size: number;
     let rfd: number;
     try {
-      size = fstatSync(fd).isFile() ? fstatSync(fd).size : 0;
+      const st = fstatSync(fd);
+      size = st.isFile() ? st.size : 0;
       if (size === 0) return;
       rfd = openSync(`/proc/self/fd/${fd}`, constants.O_RDONLY); // the same file, readable
     } catch {
