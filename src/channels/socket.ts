@@ -59,6 +59,8 @@ export class SocketHub {
   private readonly listeners = new Set<PausableListener<Conn | undefined>>();
   /** The listeners are paused for want of fds. */
   private fdPaused = false;
+  /** closeAll() ran: paused listeners stay paused until they close. */
+  private closing = false;
   /** For reading held clients at close only. */
   private drainBuf: Buffer | undefined;
 
@@ -145,6 +147,7 @@ export class SocketHub {
 
   /** Deliver every connection's unfinished line and drop the connections. */
   closeAll(): void {
+    this.closing = true;
     // Clients still waiting for a slot were never read: what they sent is in the kernel.
     for (const s of [...this.unsure, ...this.waiting]) this.drainHeld(s);
     for (const s of [...this.unsure, ...this.waiting, ...this.conns]) {
@@ -307,7 +310,7 @@ export class SocketHub {
 
   /** A client left while paused: watch the listeners again once there is room. */
   private fdsFreed(): void {
-    if (this.fdLimit - (openFds() ?? this.fdLimit) <= 2 * FD_SPARE) return;
+    if (this.closing || this.fdLimit - (openFds() ?? this.fdLimit) <= 2 * FD_SPARE) return;
     this.fdPaused = false;
     for (const l of this.listeners) l.resume();
   }
