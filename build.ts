@@ -1,6 +1,7 @@
 // Builds the standalone ./postbox. Fails loudly: a broken build must not look green.
 const result = await Bun.build({
-  entrypoints: ["./src/cli.ts"],
+  // the forwarder's thread is its own entry point, embedded beside the CLI
+  entrypoints: ["./src/cli.ts", "./src/sinks/forward-worker.ts"],
   target: "bun",
   format: "esm",
   minify: true,

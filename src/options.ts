@@ -6,6 +6,7 @@ import { UsageError } from "./errors.ts";
 import type { Verbosity } from "./log.ts";
 import { parseIdList } from "./policy.ts";
 import type { SendTarget } from "./send.ts";
+import type { ForwardOptions } from "./sinks/forward.ts";
 import { parseSignal } from "./signames.ts";
 import { DEFAULTS, type ServeOptions } from "./types.ts";
 import type { WaitTarget } from "./wait.ts";
@@ -23,6 +24,10 @@ export const serveArgs = {
   mode: { type: "string", valueHint: "octal", description: "Permissions of fifo, socket and mq [0600]" },
   json: { type: "boolean", description: "One JSON object per message (NDJSON) instead of text" },
   store: { type: "string", valueHint: "file", description: "Also append every message to file as NDJSON, fsynced (SIGHUP reopens it)" },
+  forward: { type: "string", valueHint: "url", description: "Forward every stored message, at least once: syslog+tcp://host:port or syslog+tls://host:port (needs --store)" },
+  "forward-ca": { type: "string", valueHint: "file", description: "syslog+tls: CA certificates (PEM) to verify the collector [the system's]" },
+  "forward-cert": { type: "string", valueHint: "file", description: "syslog+tls: client certificate (PEM) to present" },
+  "forward-key": { type: "string", valueHint: "file", description: "syslog+tls: key (PEM) of --forward-cert" },
   "max-message": { type: "string", valueHint: "bytes", description: `Longer lines are delivered in pieces [${DEFAULTS.maxMessage}]` },
   "max-connections": { type: "string", valueHint: "n", description: `Socket clients at once [${DEFAULTS.maxConnections}]` },
   "idle-timeout": { type: "string", valueHint: "s", description: `Close silent socket clients after s seconds, 0 = never [${DEFAULTS.idleTimeout}]` },
@@ -180,6 +185,20 @@ function pathOption(value: unknown, flag: string, dflt: string): string | null {
   return value;
 }
 
+const DEFAULT_PORT = { tcp: 514, tls: 6514 } as const;
+
+/** --forward URL (and the TLS files) → ForwardOptions. Only syslog+tcp and syslog+tls, a host, an optional port. */
+export function parseForward(url: string, files: { ca?: string; cert?: string; key?: string }): ForwardOptions {
+  const m = /^syslog\+(tcp|tls):\/\/(\[[0-9a-fA-F:.]+\]|[^/:@?#\[\]\s]+)(?::(\d{1,5}))?\/?$/.exec(url);
+  if (!m) throw new UsageError(`--forward must look like syslog+tcp://host:port or syslog+tls://host:port, got ${JSON.stringify(url)}`);
+  const tls = m[1] === "tls";
+  const port = m[3] === undefined ? DEFAULT_PORT[tls ? "tls" : "tcp"] : Number(m[3]);
+  if (port < 1 || port > 65535) throw new UsageError(`--forward: port ${port} is out of range (1-65535)`);
+  if (!tls && (files.ca ?? files.cert ?? files.key) !== undefined) throw new UsageError("--forward-ca, --forward-cert and --forward-key go with a syslog+tls:// --forward");
+  if ((files.cert === undefined) !== (files.key === undefined)) throw new UsageError("--forward-cert and --forward-key go together");
+  return { tls, host: m[2]!.replace(/^\[(.*)\]$/, "$1"), port, ca: files.ca ?? null, cert: files.cert ?? null, key: files.key ?? null };
+}
+
 /** argv (after "serve") → checked ServeOptions. Pure but for the libc's SIGRTMIN lookup. */
 export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeOptions {
   checkFlags(raw, serveArgs);
@@ -215,6 +234,7 @@ export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeO
     idleTimeout: seconds(a["idle-timeout"], "idle-timeout", DEFAULTS.idleTimeout),
     linger: integer(a.linger, "linger", DEFAULTS.linger, 0, MAX_TIMER_MS, " ms"),
     store: a.store === undefined ? null : filePath(pathOption(a.store, "store", ""), "store"),
+    forward: null,
     activated,
     pidfile: a.pidfile === undefined ? null : filePath(pathOption(a.pidfile, "pidfile", ""), "pidfile"),
     count: a.count === undefined ? null : integer(a.count, "count", 0, 1),
@@ -225,6 +245,11 @@ export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeO
     rate: a.rate === undefined ? null : rate(a.rate),
     verbosity,
   };
+  const tlsFiles = { ca: a["forward-ca"], cert: a["forward-cert"], key: a["forward-key"] };
+  if (a.forward !== undefined) {
+    if (opts.store === null) throw new UsageError("--forward needs --store <file>: messages are forwarded from the store, so that none is lost while the collector is away");
+    opts.forward = parseForward(a.forward, tlsFiles);
+  } else if (Object.values(tlsFiles).some((v) => v !== undefined)) throw new UsageError("--forward-ca, --forward-cert and --forward-key go with --forward");
   const none = opts.fifo === null && opts.socket === null && opts.abstract === null && opts.mq === null;
   if (none && opts.signals.length === 0 && activated.length === 0)
     throw new UsageError("every channel is turned off: nothing to serve");

@@ -1,5 +1,5 @@
 // The postbox: opens the channels from typed options, routes every message to
-// stdout (text or NDJSON), and closes everything in reverse order.
+// the sinks (stdout, --store, --forward), and closes everything in reverse order.
 import { openFifo } from "./channels/fifo.ts";
 import { openMqueue } from "./channels/mqueue.ts";
 import { openSignals, SignalTrap } from "./channels/signals.ts";
@@ -9,12 +9,14 @@ import { signalName } from "./signames.ts";
 import { EXIT, reason } from "./errors.ts";
 import { Policy, UNKNOWN } from "./policy.ts";
 import { removePidfile, sdNotify, writePidfile } from "./readiness.ts";
-import { jsonLine, writeText, writeTextLines } from "./format.ts";
-import { Store } from "./store.ts";
+import { writeText, writeTextLines } from "./format.ts";
 import { adoptFifo } from "./channels/fifo.ts";
 import { adoptMqueue } from "./channels/mqueue.ts";
 import { log } from "./log.ts";
-import { Output } from "./output.ts";
+import { ForwardSink } from "./sinks/forward.ts";
+import { Message, type Sink } from "./sinks/sink.ts";
+import { StdoutSink } from "./sinks/stdout.ts";
+import { StoreSink } from "./sinks/store.ts";
 import type { ChannelContext, ChannelHandle, ServeOptions } from "./types.ts";
 
 /** Why the postbox stops by itself, and the exit code that goes with it. */
@@ -31,7 +33,7 @@ export interface Postbox {
   readonly stopped: Promise<Stop>;
   /** Deliver what is buffered, flush stdout, remove what we created. Safe to call twice. */
   close(): Promise<void>;
-  /** SIGHUP: reopen the --store file (log rotation). */
+  /** SIGHUP: reopen the --store file (log rotation; the forwarder follows it). */
   reopenStore(): void;
 }
 
@@ -43,8 +45,20 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     done = true;
     stop(s);
   };
-  const store = opts.store === null ? null : new Store(opts.store, (level, message) => log[level](message));
-  const out = new Output(1, (err) => finish({ why: `stdout closed (${reason(err)})`, exitCode: EXIT.ok }), store ? () => store.flush() : undefined);
+  const store = opts.store === null ? null : new StoreSink(opts.store, log);
+  let forward: ForwardSink | null = null;
+  try {
+    if (opts.forward && store) forward = new ForwardSink(opts.forward, store.store, log);
+  } catch (err) {
+    store?.close();
+    throw err;
+  }
+  const stdout = new StdoutSink(opts.json, (err) => finish({ why: `stdout closed (${reason(err)})`, exitCode: EXIT.ok }), store ? () => store.flush() : undefined);
+  // Durable first: what stdout shows is already in the store. Closed in reverse:
+  // stdout (writing the store's buffer ahead of it), the forwarder's last sends, the store.
+  const sinks: Sink[] = [store, forward, stdout].filter((s) => s !== null);
+  const out = stdout.out;
+  const msg = new Message();
   const policy = new Policy({ allowUids: opts.allowUids, allowGids: opts.allowGids, rate: opts.rate }, (m) => log.warn(m));
   const decoder = new TextDecoder();
   let counted = 0;
@@ -61,18 +75,13 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     if (done) return; // --count reached or stdout gone: nothing more is taken
     const uid = from.fields.uid; // undefined: a channel without senders; null: an unknown signal sender
     if (uid !== undefined && !policy.take(typeof uid === "number" ? uid : UNKNOWN)) return;
-    if (opts.json || store) {
-      const line = jsonLine(from, body.subarray(start, end));
-      store?.append(line);
-      if (opts.json) out.utf8(line + "\n");
-      else writeText(out, from, body, start, end);
-    } else writeText(out, from, body, start, end);
-    out.commit();
+    msg.set(from, body, start, end);
+    for (const sink of sinks) sink.take(msg);
     if (opts.match && !opts.match.test(decoder.decode(body.subarray(start, end)))) return;
     counted++;
     if (opts.count !== null && counted >= opts.count) finish({ why: `--count ${opts.count} reached`, exitCode: EXIT.ok });
   };
-  const simple = !opts.json && !store && opts.rate === null && opts.match === null && opts.count === null && opts.timeout === null;
+  const simple = !opts.json && sinks.length === 1 && opts.rate === null && opts.match === null && opts.count === null && opts.timeout === null;
   const ctx: ChannelContext = {
     deliver: simple ? plain : checked,
     deliverLines: simple ? (from, body, start, stop, max) => (done ? stop : writeTextLines(out, from, body, start, stop, max)) : undefined,
@@ -115,11 +124,12 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
           failures.push(`${ch.kind}: ${reason(err)}`);
         }
       }
-      out.flush();
-      try {
-        store?.close();
-      } catch (err) {
-        failures.push(`the store: ${reason(err)}`);
+      for (const sink of [...sinks].reverse()) {
+        try {
+          await sink.close();
+        } catch (err) {
+          failures.push(`${sink === store ? "the store" : sink === forward ? "forwarding" : "stdout"}: ${reason(err)}`);
+        }
       }
       policy.close();
       if (opts.pidfile !== null) removePidfile(opts.pidfile);
@@ -170,13 +180,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     stopped,
     close,
     reopenStore() {
-      if (!store) return;
-      try {
-        store.reopen();
-        log.info(`reopened the store ${store.path}`);
-      } catch (err) {
-        log.error(`${(err as Error).message}; still writing to the old file`);
-      }
+      for (const sink of sinks) sink.reopen?.();
     },
   };
 }

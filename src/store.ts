@@ -18,6 +18,8 @@ export class Store {
   private failing = false;
   private lost = 0;
   private lastReport = -Infinity;
+  /** Called after each successful fsync with the file's identity and durable size (the forwarder reads up to there). */
+  onSynced: ((file: { dev: number; ino: number; size: number }) => void) | undefined;
 
   constructor(
     readonly path: string,
@@ -107,6 +109,10 @@ export class Store {
     this.syncTimer = undefined;
     try {
       fsyncSync(this.fd);
+      if (this.onSynced) {
+        const st = fstatSync(this.fd);
+        this.onSynced({ dev: st.dev, ino: st.ino, size: st.size });
+      }
     } catch (err) {
       // character devices and pipes cannot be synced: nothing to make durable there
       if (errnoName(err) !== "EINVAL" && errnoName(err) !== "EROFS") this.fail(err);

@@ -1,6 +1,7 @@
 import type { Sender } from "./format.ts";
 import type { ActivatedFd } from "./activation.ts";
 import type { Verbosity } from "./log.ts";
+import type { ForwardOptions } from "./sinks/forward.ts";
 
 /** Everything `postbox serve` needs, parsed and checked; the core never sees argv. */
 export interface ServeOptions {
@@ -27,6 +28,8 @@ export interface ServeOptions {
   linger: number;
   /** Also append every message as NDJSON to this file, durably. [off] */
   store: string | null;
+  /** Forward every stored message to a syslog collector, at least once (needs store). [off] */
+  forward: ForwardOptions | null;
   /** Fds passed by systemd socket activation; each replaces the channel of its kind. */
   activated: ActivatedFd[];
   /** Written (atomically) once ready, removed at exit. [off] */

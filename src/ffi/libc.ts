@@ -18,6 +18,7 @@ const symbols = {
   socket: { args: [i32, i32, i32], returns: i32 },
   sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
   close: { args: [i32], returns: i32 },
+  ioctl: { args: [i32, u64, ptr], returns: i32 },
   __libc_current_sigrtmin: { args: [], returns: i32 },
   __libc_current_sigrtmax: { args: [], returns: i32 },
   sigqueue: { args: [i32, i32, i64], returns: i32 },
@@ -114,6 +115,15 @@ export function peerCred(fd: number): PeerCred {
   credLen[0] = 12;
   if (c().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, credLen) !== 0) fail("getsockopt(SO_PEERCRED)");
   return { pid: cred[0]!, uid: cred[1]! >>> 0, gid: cred[2]! >>> 0 };
+}
+
+const TIOCOUTQ = 0x5411; // SIOCOUTQ: bytes in a TCP socket's send queue not yet acknowledged by the peer
+const outq = new Int32Array(1);
+
+/** Bytes written to a TCP socket that the peer's TCP has not acknowledged yet. */
+export function unackedBytes(fd: number): number {
+  if (c().ioctl(fd, TIOCOUTQ, outq) !== 0) fail("ioctl(TIOCOUTQ)", `fd ${fd}`);
+  return outq[0]!;
 }
 
 const POLLIN = 0x1;

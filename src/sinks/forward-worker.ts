@@ -1,0 +1,211 @@
+// The forwarder's thread: reads the store (only what is fsynced) from the cursor,
+// sends each record as an RFC 5424 message, and moves the cursor past what the
+// collector has taken. Its own thread, so that a slow or dead collector, the
+// framing and the cursor's fdatasync never hold up local delivery.
+//
+// "Taken" (plain syslog over TCP/TLS has no acknowledgement): the collector's TCP
+// has acknowledged the bytes (TIOCOUTQ) and the connection was still up HOLD_MS
+// after they were written; at a clean exit, acknowledged is enough. On every
+// (re)connect sending starts again at the cursor: what was sent but not taken
+// goes out again (duplicates, same sequence numbers), never a gap.
+import { hostname } from "node:os";
+import { saveCursor, type Cursor } from "./cursor.ts";
+import { Link, type Target } from "./link.ts";
+import { Spool, type Position } from "./spool.ts";
+import { origin, syslogFrame, type Origin } from "./syslog.ts";
+import type { FromForwarder, ToForwarder } from "./forward.ts";
+
+declare const self: Worker;
+
+const HOLD_MS = 3_000;
+const TICK_MS = 200;
+const BATCH = 256 << 10;
+
+let target: Target;
+let spool: Spool;
+let link: Link;
+let org: Origin;
+let cursorFd = -1;
+let saved: Cursor | null = null;
+let stream = "";
+/** What the collector has taken (persisted) and how far sending has got. */
+let committed: Position | null = null;
+let at: Position | null = null;
+let startSeq = 0;
+let backlog = 0;
+/** Bytes the link has not taken yet, and where they end in the spool. */
+let unsent: Uint8Array | null = null;
+let unsentEnd: Position | null = null;
+let checkpoints: { t: number; bytes: number; pos: Position }[] = [];
+let buf = new Uint8Array(BATCH);
+let skipped = 0;
+let lastSkipWarn = -Infinity;
+const decoder = new TextDecoder();
+
+const post = (m: FromForwarder) => self.postMessage(m);
+const warn = (message: string) => post({ type: "log", level: "warn", message });
+const where = () => `syslog+${target.tls ? "tls" : "tcp"}://${target.host}:${target.port}`;
+
+function progress(): void {
+  if (!at || !committed) return;
+  post({ type: "progress", up: link.up, startSeq, backlog, sentSeq: at.seq, committedSeq: committed.seq });
+}
+
+/** Frames for the complete lines in bytes, numbered from seq + 1; returns the frames and the last number. */
+function frames(bytes: Uint8Array, seq: number): { out: Uint8Array; seq: number } {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (const line of decoder.decode(bytes).split("\n")) {
+    if (line === "") continue;
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line) as Record<string, unknown>;
+      if (typeof rec !== "object" || rec === null) throw new Error("not an object");
+    } catch {
+      // a torn record (a crash mid-write, sealed later): not a message, no number
+      skipped++;
+      if (performance.now() - lastSkipWarn > 10_000) {
+        lastSkipWarn = performance.now();
+        warn(`forwarding: ${skipped} record(s) of the store are not JSON (torn by a crash?): skipped`);
+      }
+      continue;
+    }
+    const f = syslogFrame(rec, ++seq, org);
+    parts.push(f);
+    size += f.byteLength;
+  }
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return { out, seq };
+}
+
+/** Send from `at` while the link takes it; drain() calls again. */
+function pump(): void {
+  while (link.up && at) {
+    if (unsent) {
+      const n = link.write(unsent);
+      if (n < unsent.byteLength) {
+        unsent = unsent.subarray(n);
+        return;
+      }
+      checkpoints.push({ t: performance.now(), bytes: link.written, pos: unsentEnd! });
+      unsent = null;
+    }
+    const r = spool.read(at, buf);
+    if (r === "longer") {
+      buf = new Uint8Array(buf.byteLength * 2);
+      continue;
+    }
+    if (!r) return;
+    const { out, seq } = frames(r.bytes, r.pos.seq);
+    at = { file: r.pos.file, pos: r.pos.pos + r.bytes.byteLength, seq };
+    unsent = out;
+    unsentEnd = at;
+  }
+}
+
+/** Move the cursor past every checkpoint the collector has taken; persist it when it moved. */
+function commit(final = false): void {
+  const acked = link.acked();
+  const now = performance.now();
+  let moved: Position | null = null;
+  while (checkpoints.length > 0) {
+    const c = checkpoints[0]!;
+    if (c.bytes > acked || (!final && now - c.t < HOLD_MS)) break;
+    moved = c.pos;
+    checkpoints.shift();
+  }
+  if (moved) {
+    committed = moved;
+    persist();
+    spool.release(committed.file);
+  }
+}
+
+function persist(): void {
+  if (!committed) return;
+  const c: Cursor = { stream, dev: committed.file.dev, ino: committed.file.ino, pos: committed.pos, seq: committed.seq };
+  if (saved && saved.ino === c.ino && saved.dev === c.dev && saved.pos === c.pos && saved.seq === c.seq) return;
+  try {
+    saveCursor(cursorFd, c);
+    saved = c;
+  } catch (err) {
+    warn(`forwarding: cannot save the cursor: ${(err as Error).message}; messages may be sent again after a restart`);
+  }
+}
+
+let downSince = 0;
+let lastDownWarn = -Infinity;
+
+function up(): void {
+  if (downSince > 0) post({ type: "log", level: "info", message: `forwarding: connected to ${where()} again` });
+  downSince = 0;
+  pump();
+  progress();
+}
+
+function down(why: string): void {
+  // what was sent but not taken goes out again from the cursor
+  unsent = null;
+  checkpoints = [];
+  at = committed;
+  const now = performance.now();
+  if (downSince === 0) downSince = now;
+  if (now - lastDownWarn > 30_000) {
+    lastDownWarn = now;
+    warn(`forwarding: cannot reach ${where()} (${why}); messages wait in the store, retrying`);
+  }
+  progress();
+}
+
+async function finish(ms: number): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (link.up && performance.now() < deadline) {
+    pump();
+    if (!unsent && at && spool.read(at, buf) === null && link.acked() === link.written) break;
+    await Bun.sleep(5);
+  }
+  if (link.up) commit(true);
+  persist();
+  link.close();
+  spool.close();
+  progress();
+  post({ type: "done" });
+}
+
+self.onmessage = (e: MessageEvent<ToForwarder>) => {
+  const m = e.data;
+  switch (m.type) {
+    case "init":
+      target = m.target;
+      cursorFd = m.cursorFd;
+      saved = m.cursor;
+      stream = m.cursor?.stream ?? m.stream;
+      org = origin(hostname(), m.pid, stream);
+      spool = new Spool(m.storePath, warn);
+      link = new Link(target, { up, down, drain: pump });
+      setInterval(() => {
+        commit();
+        progress();
+      }, TICK_MS);
+      break;
+    case "synced": {
+      spool.synced(m, m.size);
+      if (at || spool.files.length === 0) return pump();
+      committed = at = spool.begin(saved);
+      startSeq = at.seq;
+      backlog = spool.linesAfter(at);
+      persist(); // the stream id is durable before its first message goes out
+      link.connect();
+      progress();
+      break;
+    }
+    case "finish":
+      void finish(m.ms);
+      break;
+  }
+};

@@ -1,0 +1,149 @@
+// The store read back as the forwarder's spool: the files in the order they were
+// written (SIGHUP rotation adds one), each read only up to what has been fsynced.
+// A file that was rotated away is finished before the next one is started.
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Cursor } from "./cursor.ts";
+
+export interface FileId {
+  dev: number;
+  ino: number;
+}
+
+export interface SpoolFile extends FileId {
+  fd: number;
+  /** Bytes known to be fsynced: nothing past this is read. */
+  durable: number;
+  /** A newer file exists: this one will not grow (the store synced it before switching). */
+  final: boolean;
+}
+
+/** Where the forwarder is: a line boundary in a file, and the sequence number of the line before it. */
+export interface Position {
+  file: SpoolFile;
+  pos: number;
+  seq: number;
+}
+
+const same = (a: FileId, b: FileId) => a.dev === b.dev && a.ino === b.ino;
+
+export class Spool {
+  /** Oldest first; files[0] holds the committed cursor. */
+  readonly files: SpoolFile[] = [];
+
+  constructor(
+    private readonly path: string,
+    private readonly warn: (m: string) => void,
+  ) {}
+
+  /** The store fsynced `id` up to `size`. A new identity means the store was reopened (rotation). */
+  synced(id: FileId, size: number): void {
+    const last = this.files.at(-1);
+    if (last && same(last, id)) {
+      last.durable = Math.max(last.durable, size);
+      return;
+    }
+    if (last) last.final = true;
+    const f = this.openFile(id, size);
+    if (f) this.files.push(f);
+  }
+
+  /** The store's file at its path, or (rotated away) a file of the same directory with that identity. */
+  private openFile(id: FileId, size: number): SpoolFile | null {
+    for (const candidate of [this.path, ...this.siblings(id)]) {
+      let fd: number;
+      try {
+        fd = openSync(candidate, constants.O_RDONLY | constants.O_NOFOLLOW);
+      } catch {
+        continue;
+      }
+      const st = fstatSync(fd);
+      if (st.isFile() && same(st, id)) return { dev: st.dev, ino: st.ino, fd, durable: size, final: false };
+      closeSync(fd);
+    }
+    return null;
+  }
+
+  private siblings(id: FileId): string[] {
+    const dir = dirname(this.path);
+    try {
+      return readdirSync(dir)
+        .map((name) => join(dir, name))
+        .filter((p) => {
+          try {
+            return same(statSync(p, { throwIfNoEntry: false }) ?? { dev: -1, ino: -1 }, id);
+          } catch {
+            return false;
+          }
+        });
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Where forwarding starts, once the store's current file is known: at the cursor
+   * when it points into that file, or into a rotated one still in the store's
+   * directory (finished first); from the start otherwise (said so when a cursor existed).
+   */
+  begin(cursor: Cursor | null): Position {
+    const current = this.files.at(-1)!;
+    if (cursor && !same(cursor, current)) {
+      const old = this.openFile(cursor, Number.MAX_SAFE_INTEGER);
+      if (old) {
+        old.durable = fstatSync(old.fd).size;
+        old.final = true;
+        this.files.unshift(old);
+      } else this.warn(`the store file the forwarding cursor points to is gone (rotated out of ${dirname(this.path)}?): what it still held is not forwarded; going on with ${this.path}`);
+    }
+    const file = this.files[0]!;
+    if (!cursor || !same(cursor, file)) return { file, pos: 0, seq: cursor?.seq ?? 0 };
+    if (cursor.pos > file.durable) {
+      this.warn(`the store ${this.path} is shorter than the forwarding cursor (truncated?): forwarding it from its start`);
+      return { file, pos: 0, seq: cursor.seq };
+    }
+    return { file, pos: cursor.pos, seq: cursor.seq };
+  }
+
+  /**
+   * Complete lines from p: bytes [p.pos, end) of p.file, read into buf (at most its
+   * size). Past the end of a finished file, moves on to the next one. Null: nothing
+   * durable yet; "longer": the next line does not fit in buf.
+   */
+  read(p: Position, buf: Uint8Array): { pos: Position; bytes: Uint8Array } | null | "longer" {
+    for (;;) {
+      const f = p.file;
+      const n = Math.min(buf.byteLength, f.durable - p.pos);
+      if (n > 0) {
+        const got = readSync(f.fd, buf, 0, n, p.pos);
+        const end = buf.lastIndexOf(10, got - 1) + 1;
+        if (end > 0) return { pos: p, bytes: buf.subarray(0, end) };
+        return got === buf.byteLength ? "longer" : null; // or a line not completely synced yet
+      }
+      const i = this.files.indexOf(f);
+      if (!f.final || i + 1 >= this.files.length) return null;
+      p = { file: this.files[i + 1]!, pos: 0, seq: p.seq };
+    }
+  }
+
+  /** Messages between p and what is durable now (for the lag at start). */
+  linesAfter(p: Position): number {
+    let lines = 0;
+    const buf = new Uint8Array(1 << 20);
+    for (let i = this.files.indexOf(p.file), pos = p.pos; i < this.files.length; i++, pos = 0) {
+      const f = this.files[i]!;
+      for (let n; (n = readSync(f.fd, buf, 0, Math.min(buf.byteLength, f.durable - pos), pos)) > 0; pos += n)
+        for (let k = buf.indexOf(10); k !== -1 && k < n; k = buf.indexOf(10, k + 1)) lines++;
+    }
+    return lines;
+  }
+
+  /** Files wholly before the committed position are not needed again. */
+  release(committed: SpoolFile): void {
+    while (this.files.length > 1 && this.files[0] !== committed) closeSync(this.files.shift()!.fd);
+  }
+
+  close(): void {
+    for (const f of this.files.splice(0)) closeSync(f.fd);
+  }
+}

@@ -1,0 +1,40 @@
+// --store as a sink: every message's NDJSON object appended to the durable file.
+import { Store } from "../store.ts";
+import type { Message, Sink } from "./sink.ts";
+
+interface Reporter {
+  error(m: string): void;
+  info(m: string): void;
+}
+
+export class StoreSink implements Sink {
+  readonly store: Store;
+
+  constructor(
+    path: string,
+    private readonly report: Reporter,
+  ) {
+    this.store = new Store(path, (level, message) => report[level](message));
+  }
+
+  take(m: Message): void {
+    this.store.append(m.json);
+  }
+
+  flush(): void {
+    this.store.flush();
+  }
+
+  reopen(): void {
+    try {
+      this.store.reopen();
+      this.report.info(`reopened the store ${this.store.path}`);
+    } catch (err) {
+      this.report.error(`${(err as Error).message}; still writing to the old file`);
+    }
+  }
+
+  close(): void {
+    this.store.close();
+  }
+}
