@@ -1,0 +1,242 @@
+// --forward against a real rsyslogd on loopback: structured data, exact bytes,
+// at least once across collector and postbox crashes, catching up, TLS, rotation.
+import { describe, expect, test } from "bun:test";
+import { readFileSync, renameSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { report, runPostbox, sh, socketClient, startPostbox, tempDir, until } from "./harness.ts";
+import { Collector, freePort, haveRsyslog, haveTls, throwawayCa, type Received } from "./helpers/rsyslog.ts";
+
+const uid = process.getuid!();
+const sd = Collector.sd;
+const forwardTo = (port: number, scheme = "tcp") => ["--no-mq", "--signals", "RTMIN", "--store", "mail.ndjson", "--forward", `syslog+${scheme}://127.0.0.1:${port}`];
+const lines = (prefix: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${from + i}\n`).join("");
+
+/** Wait until the collector holds every sequence number 1..n (duplicates allowed). */
+async function allArrived(c: Collector, n: number, timeoutMs = 30_000) {
+  await until(() => c.seqs().distinct.size >= n, `${n} distinct sequence numbers at the collector (have ${c.seqs().distinct.size})`, timeoutMs);
+  const s = c.seqs();
+  expect(Math.min(...s.distinct)).toBe(1);
+  expect(Math.max(...s.distinct)).toBe(n);
+  return s;
+}
+
+/** Every copy of a sequence number carries the same message (what makes de-duplication by seq sound). */
+function consistent(rs: Received[]): Map<number, string> {
+  const bySeq = new Map<number, string>();
+  for (const r of rs) {
+    const seq = Number(sd(r).seq);
+    const prev = bySeq.get(seq);
+    if (prev !== undefined) expect(`${seq}: ${r.msg}`).toBe(`${seq}: ${prev}`);
+    bySeq.set(seq, r.msg);
+  }
+  return bySeq;
+}
+
+describe.skipIf(!haveRsyslog)("--forward to rsyslog", () => {
+  test("100,000 messages from socket, FIFO and signals arrive with their structured data", async () => {
+    using dir = tempDir();
+    await using c = new Collector(dir.path, await freePort());
+    await c.start();
+    await using pb = await startPostbox(dir.path, forwardTo(c.port));
+    const [nSocket, nFifo, nSig] = [60_000, 39_000, 1_000];
+    const client = await socketClient(join(dir.path, "socket"), [lines("s", 1, nSocket)]);
+    const fifo = sh(dir.path, `seq -f 'f%.0f' 1 ${nFifo} > fifo`);
+    const sig = Bun.spawn([process.execPath, join(import.meta.dir, "helpers", "sigburst.ts"), String(pb.pid), "RTMIN", String(nSig)]);
+    expect((await fifo).exitCode).toBe(0);
+    expect(await sig.exited).toBe(0);
+    const n = nSocket + nFifo + nSig;
+    await pb.waitLines(n, 60_000);
+    const t0 = performance.now();
+    const s = await allArrived(c, n, 60_000);
+    report("forward 100k", { catchUpMs: Math.round(performance.now() - t0), duplicates: s.duplicates });
+
+    const rs = c.received();
+    const by = (ch: string) => rs.filter((r) => r.msgid === ch);
+    const socketRecs = by("socket");
+    expect(new Set(socketRecs.map((r) => r.msg))).toEqual(new Set(lines("s", 1, nSocket).trim().split("\n")));
+    expect(sd(socketRecs[0]!)).toMatchObject({ channel: "socket", uid: String(uid), gid: String(process.getgid!()), via: "socket" });
+    expect(Number(sd(socketRecs[0]!).pid)).toBeGreaterThan(0);
+    expect(typeof sd(socketRecs[0]!).comm).toBe("string");
+    expect(new Set(by("fifo").map((r) => r.msg))).toEqual(new Set(Array.from({ length: nFifo }, (_, i) => `f${i + 1}`)));
+    expect(sd(by("fifo")[0]!)).toMatchObject({ channel: "fifo", via: "fifo" });
+    const sigRecs = by("signal");
+    expect(new Set(sigRecs.map((r) => Number(sd(r).value)))).toEqual(new Set(Array.from({ length: nSig }, (_, i) => i + 1)));
+    expect(sd(sigRecs[0]!)).toMatchObject({ channel: "signal", sig: "SIGRTMIN", pid: String(sig.pid), uid: String(uid) });
+    // header: RFC 5424 hostname, app-name, our pid as PROCID, the channel as MSGID; one stream
+    expect(rs[0]).toMatchObject({ host: hostname(), app: "postbox", procid: String(pb.pid) });
+    expect(new Set(rs.map((r) => sd(r).stream)).size).toBe(1);
+    expect(sd(rs[0]!).stream).toMatch(/^[0-9a-f]{16}$/);
+    const end = await pb.stop();
+    expect(end.exitCode).toBe(0);
+    expect(end.stderr).not.toContain("not yet taken"); // (a lag line during the burst is expected)
+    await client.closed;
+  }, 120_000);
+
+  test("message bytes arrive exactly: ASCII as is, UTF-8 after a BOM, invalid UTF-8 raw without one", async () => {
+    using dir = tempDir();
+    await using c = new Collector(dir.path, await freePort());
+    await c.start();
+    await using pb = await startPostbox(dir.path, forwardTo(c.port));
+    const sent = [Buffer.from("plain ascii"), Buffer.from("héllo wörld ✓"), Buffer.from([0x62, 0x61, 0x64, 0xff, 0xfe, 0x09, 0x1b, 0x5b, 0x33, 0x31, 0x6d]), Buffer.from("")];
+    await socketClient(join(dir.path, "socket"), [Buffer.concat(sent.flatMap((b) => [b, Buffer.from("\n")]))]);
+    await allArrived(c, sent.length);
+    const raw = readFileSync(c.raw);
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const expected = Buffer.concat([sent[0]!, Buffer.from("\n"), bom, sent[1]!, Buffer.from("\n"), sent[2]!, Buffer.from("\n"), Buffer.from("\n")]);
+    expect(raw.toString("hex")).toBe(expected.toString("hex"));
+    expect((await pb.stop()).exitCode).toBe(0);
+  });
+
+  test("the collector hung, then killed -9 mid-stream and restarted: every sequence number arrives (duplicates counted)", async () => {
+    using dir = tempDir();
+    await using c = new Collector(dir.path, await freePort());
+    await c.start();
+    await using pb = await startPostbox(dir.path, forwardTo(c.port));
+    const client = await socketClient(join(dir.path, "socket"), [], { end: false });
+    // a steady stream (250 lines every 5 ms), so that the kill lands in the middle of the flow
+    const n = 50_000;
+    let written = 0;
+    const stream = (async () => {
+      for (; written < n; written += 250) {
+        await client.write(lines("m", written + 1, written + 250));
+        await Bun.sleep(5);
+      }
+      client.finish();
+    })();
+    await until(() => c.seqs().distinct.size >= 10_000, "the first 10,000 messages at the collector");
+    // it hangs first: what its kernel acknowledged meanwhile never reaches its file
+    c.freeze();
+    const frozenAt = pb.lines().length;
+    await until(() => pb.lines().length >= Math.min(n, frozenAt + 5_000), "more messages while the collector hangs");
+    await c.kill9();
+    await pb.waitStderr(/forwarding: cannot reach syslog\+tcp:\/\/127\.0\.0\.1:\d+/);
+    const whileDown = pb.lines().length;
+    await until(() => pb.lines().length > whileDown + 2_000, "local delivery while the collector is gone");
+    await c.start();
+    await stream;
+    await pb.waitLines(n, 30_000);
+    const s = await allArrived(c, n);
+    const bySeq = consistent(c.received());
+    expect(new Set(bySeq.values())).toEqual(new Set(lines("m", 1, n).trim().split("\n")));
+    report("forward collector kill -9", { messages: n, received: s.count, duplicates: s.duplicates });
+    await pb.waitStderr(/forwarding: connected to syslog\+tcp:\/\/127\.0\.0\.1:\d+ again/);
+    expect((await pb.stop()).exitCode).toBe(0);
+  }, 90_000);
+
+  test("postbox killed -9 mid-stream and restarted: every sequence number arrives, one stream", async () => {
+    using dir = tempDir();
+    await using c = new Collector(dir.path, await freePort());
+    await c.start();
+    const first = await startPostbox(dir.path, forwardTo(c.port));
+    await socketClient(join(dir.path, "socket"), [lines("m", 1, 20_000)]);
+    await first.waitLines(20_000, 30_000); // in the store (it is written before stdout)
+    await until(() => c.seqs().distinct.size >= 1, "forwarding to begin");
+    first.proc.kill("SIGKILL");
+    await first.proc.exited;
+    await using second = await startPostbox(dir.path, forwardTo(c.port));
+    await socketClient(join(dir.path, "socket"), [lines("m", 20_001, 30_000)]);
+    await second.waitLines(10_000, 30_000);
+    const s = await allArrived(c, 30_000);
+    const rs = c.received();
+    const bySeq = consistent(rs);
+    expect([...bySeq.keys()].sort((a, b) => a - b).map((k) => bySeq.get(k))).toEqual(lines("m", 1, 30_000).trim().split("\n"));
+    expect(new Set(rs.map((r) => sd(r).stream)).size).toBe(1);
+    report("forward postbox kill -9", { messages: 30_000, received: s.count, duplicates: s.duplicates });
+    expect((await second.stop()).exitCode).toBe(0);
+  }, 90_000);
+
+  test("collector down at start: postbox serves locally, reports the lag, catches up when it comes", async () => {
+    using dir = tempDir();
+    await using c = new Collector(dir.path, await freePort());
+    await using pb = await startPostbox(dir.path, forwardTo(c.port));
+    await pb.waitStderr(/forwarding: cannot reach syslog\+tcp:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\); messages wait in the store, retrying/);
+    await socketClient(join(dir.path, "socket"), [lines("m", 1, 1500)]);
+    expect((await pb.waitLines(1500)).at(-1)).toMatch(/: m1500$/);
+    await pb.waitStderr(/forwarding to syslog\+tcp:\/\/127\.0\.0\.1:\d+ is 1500 message\(s\) behind \(not connected\)/);
+    await c.start();
+    await allArrived(c, 1500);
+    await pb.waitStderr(/forwarding to syslog\+tcp:\/\/127\.0\.0\.1:\d+ caught up/, 15_000);
+    const end = await pb.stop();
+    expect(end.exitCode).toBe(0);
+    expect(end.stderr).not.toContain("not yet taken");
+  }, 60_000);
+
+  test("at exit, what the collector has not taken is reported and sent at the next start", async () => {
+    using dir = tempDir();
+    await using c = new Collector(dir.path, await freePort());
+    const pb = await startPostbox(dir.path, forwardTo(c.port));
+    await runPostbox(dir.path, ["send", "--socket", "socket", "kept for later"]);
+    await pb.waitLines(1);
+    const end = await pb.stop();
+    expect(end.exitCode).toBe(0);
+    expect(end.stderr).toContain("postbox: warning: forwarding: 1 message(s) not yet taken by the collector; they stay in the store and go out at the next start");
+    await c.start();
+    await using again = await startPostbox(dir.path, forwardTo(c.port));
+    await allArrived(c, 1);
+    expect(c.received()[0]!.msg).toBe("kept for later");
+    expect((await again.stop()).exitCode).toBe(0);
+  });
+
+  test("SIGHUP rotation: the forwarder finishes the old file, then follows the new one", async () => {
+    using dir = tempDir();
+    await using c = new Collector(dir.path, await freePort());
+    await c.start();
+    await using pb = await startPostbox(dir.path, forwardTo(c.port));
+    await socketClient(join(dir.path, "socket"), [lines("m", 1, 3000)]);
+    await pb.waitLines(3000);
+    renameSync(join(dir.path, "mail.ndjson"), join(dir.path, "mail.ndjson.1"));
+    pb.proc.kill("SIGHUP");
+    await pb.waitStderr(/reopened the store mail\.ndjson/);
+    await socketClient(join(dir.path, "socket"), [lines("m", 3001, 6000)]);
+    await pb.waitLines(6000);
+    await allArrived(c, 6000);
+    const bySeq = consistent(c.received());
+    expect([...bySeq.keys()].sort((a, b) => a - b).map((k) => bySeq.get(k))).toEqual(lines("m", 1, 6000).trim().split("\n"));
+    expect((await pb.stop()).exitCode).toBe(0);
+  });
+
+  test.skipIf(!haveTls)("syslog+tls with a throwaway CA (rsyslog-gnutls); a wrong CA is refused and said so", async () => {
+    using dir = tempDir();
+    const tls = await throwawayCa(dir.path);
+    await using c = new Collector(dir.path, await freePort(), tls);
+    await c.start();
+    await using pb = await startPostbox(dir.path, [...forwardTo(c.port, "tls"), "--forward-ca", tls.ca]);
+    await socketClient(join(dir.path, "socket"), [lines("t", 1, 2000)]);
+    await allArrived(c, 2000);
+    expect(sd(c.received()[0]!)).toMatchObject({ channel: "socket", seq: "1" });
+    expect((await pb.stop()).exitCode).toBe(0);
+
+    // the server certificate is not a CA: verification fails, nothing is sent
+    using other = tempDir();
+    await using wrong = await startPostbox(other.path, [...forwardTo(c.port, "tls"), "--forward-ca", tls.cert]);
+    await wrong.waitStderr(/forwarding: cannot reach syslog\+tls:\/\/127\.0\.0\.1:\d+ \(TLS: [^)]+\)/);
+    expect(c.seqs().count).toBe(c.seqs().distinct.size); // no new (duplicate) sequence numbers came in
+  });
+});
+
+describe("--forward usage", () => {
+  test("needs --store; a bad URL or TLS files without TLS are usage errors", async () => {
+    using dir = tempDir();
+    const r = await runPostbox(dir.path, ["--no-mq", "--forward", "syslog+tcp://127.0.0.1:514"]);
+    expect(r).toEqual({
+      exitCode: 2,
+      stdout: "",
+      stderr: "postbox: --forward needs --store <file>: messages are forwarded from the store, so that none is lost while the collector is away\nTry 'postbox --help' for the options.\n",
+    });
+    const bad = await runPostbox(dir.path, ["--no-mq", "--store", "s", "--forward", "http://x"]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain("--forward must look like syslog+tcp://host:port or syslog+tls://host:port");
+    const ca = await runPostbox(dir.path, ["--no-mq", "--store", "s", "--forward", "syslog+tcp://h:1", "--forward-ca", "x"]);
+    expect(ca.stderr).toContain("--forward-ca, --forward-cert and --forward-key go with a syslog+tls:// --forward");
+  });
+
+  test("a missing CA file and a foreign cursor are clear start-up errors", async () => {
+    using dir = tempDir();
+    const r = await runPostbox(dir.path, ["--no-mq", "--store", "s", "--forward", "syslog+tls://127.0.0.1:1", "--forward-ca", "nope.pem"]);
+    expect(r).toMatchObject({ exitCode: 1, stderr: "postbox: cannot read the CA file nope.pem: no such file or directory (ENOENT)\n" });
+    await sh(dir.path, "ln -s /etc/passwd s.cursor");
+    const l = await runPostbox(dir.path, ["--no-mq", "--store", "s", "--forward", "syslog+tcp://127.0.0.1:1"]);
+    expect(l).toMatchObject({ exitCode: 1, stderr: "postbox: cannot open the forwarding cursor s.cursor: it is a symlink; remove it or pick another --store\n" });
+  });
+});
