@@ -2,11 +2,12 @@
 // (bench/load.c, built here with the system C compiler so that the generator is
 // never the bottleneck), next to socat and nc as plain byte pipes where present.
 // Prints markdown tables: throughput, latency, output targets, start-up and RSS.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { mqRemove } from "../test/helpers/mq.ts";
 import { rtSignalRange } from "../src/ffi/libc.ts";
+import { Collector, freePort } from "../test/helpers/rsyslog.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const BIN = join(ROOT, "postbox");
@@ -188,6 +189,57 @@ async function latency(kind: "stream" | "fifo" | "mq" | "sig"): Promise<number[]
   return samples.sort((a, b) => a - b);
 }
 
+/** Lines in a file that grows, counted as it grows. */
+function lineCounter(path: string) {
+  let pos = 0;
+  let lines = 0;
+  const buf = Buffer.alloc(1 << 20);
+  return () => {
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch {
+      return lines;
+    }
+    for (let n; (n = readSync(fd, buf, 0, buf.byteLength, pos)) > 0; pos += n)
+      for (let i = buf.indexOf(10); i !== -1 && i < n; i = buf.indexOf(10, i + 1)) lines++;
+    closeSync(fd);
+    return lines;
+  };
+}
+
+/** 1,000,000 stream lines with --store, then with --store --forward to a local rsyslogd: local time, and until all reached the collector. */
+async function forwarding(): Promise<void> {
+  const n = 1_000_000;
+  const rows: Row[] = [];
+  const local: number[] = [];
+  for (const forward of [false, true]) {
+    const dir = mkdtempSync(join(WORK, "fwd-"));
+    const c = new Collector(dir, await freePort(), undefined, true);
+    running.add({ kill: () => void c.kill9() });
+    await c.start();
+    const s = await startPostbox(["--store", join(dir, "mail"), ...(forward ? ["--forward", `syslog+tcp://127.0.0.1:${c.port}`] : [])]);
+    const received = lineCounter(c.raw);
+    const t0 = performance.now();
+    await runLoad(["stream", join(s.dir, "socket"), n, 32]);
+    await until(() => s.lines() >= n, `${n} lines on stdout`, 120_000);
+    const secs = (performance.now() - t0) / 1000;
+    local.push(secs);
+    rows.push({ scenario: "stream", server: forward ? "postbox --store --forward: stdout" : "postbox --store: stdout", n, secs, mb: (n * 32) / 1e6, peakKiB: s.peakKiB() });
+    if (forward) {
+      await until(() => received() >= n, `${n} messages at rsyslogd`, 300_000);
+      const all = (performance.now() - t0) / 1000;
+      rows.push({ scenario: "stream", server: "postbox --forward: at rsyslogd", n, secs: all, mb: (n * 32) / 1e6, peakKiB: s.peakKiB() });
+    }
+    await s.stop();
+    await c.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log("\n## Forwarding to a local rsyslogd (syslog+tcp, imtcp → omfile)\n");
+  console.log(fmt(rows));
+  console.log(`\nlocal path while forwarding: x${(local[1]! / local[0]!).toFixed(2)} the time of --store alone (target ≤ 1.3)`);
+}
+
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 async function startup(): Promise<{ medianMs: number; idleKiB: number }> {
@@ -221,12 +273,13 @@ async function startup(): Promise<{ medianMs: number; idleKiB: number }> {
 }
 
 async function main(): Promise<void> {
-  const which = process.argv.slice(2) as Scenario[];
-  const scenarios = which.length > 0 ? which : (Object.keys(SCENARIOS) as Scenario[]);
+  const which = process.argv.slice(2) as (Scenario | "forward")[];
+  const scenarios = which.length > 0 ? (which as Scenario[]) : (Object.keys(SCENARIOS) as Scenario[]);
   const bun = Bun.spawnSync([BIN, "--version"]).stdout.toString().trim();
   console.log(`# postbox ${bun} benchmark — ${new Date().toISOString().slice(0, 10)}`);
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Linux ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}, Bun ${Bun.version}\n`);
 
+  if (which.join() === "forward") return forwarding(); // bun bench/bench.ts forward: that table alone
   const rows: Row[] = [];
   for (const sc of scenarios) {
     rows.push(await measure(sc, "postbox", await startPostbox([])));
@@ -249,6 +302,9 @@ async function main(): Promise<void> {
     await s.stop();
   }
   console.log(fmt(outs));
+
+  if (Bun.which("rsyslogd")) await forwarding();
+  else console.log("\n(forwarding skipped: no rsyslogd)");
 
   console.log("\n## Latency (2,000 messages, one every 200 µs; sent → line read from postbox's stdout)\n");
   console.log("| channel | p50 | p99 | max |\n|---|---:|---:|---:|");

@@ -19,6 +19,8 @@ const symbols = {
   sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
   close: { args: [i32], returns: i32 },
   ioctl: { args: [i32, u64, ptr], returns: i32 },
+  gettid: { args: [], returns: i32 },
+  setpriority: { args: [i32, u32, i32], returns: i32 },
   __libc_current_sigrtmin: { args: [], returns: i32 },
   __libc_current_sigrtmax: { args: [], returns: i32 },
   sigqueue: { args: [i32, i32, i64], returns: i32 },
@@ -124,6 +126,13 @@ const outq = new Int32Array(1);
 export function unackedBytes(fd: number): number {
   if (c().ioctl(fd, TIOCOUTQ, outq) !== 0) fail("ioctl(TIOCOUTQ)", `fd ${fd}`);
   return outq[0]!;
+}
+
+const PRIO_PROCESS = 0;
+
+/** Lower the priority of the calling thread only (Linux: setpriority on a thread id). */
+export function niceThisThread(increment: number): void {
+  if (c().setpriority(PRIO_PROCESS, c().gettid(), increment) !== 0) fail("setpriority");
 }
 
 const POLLIN = 0x1;

@@ -9,15 +9,18 @@
 // (re)connect sending starts again at the cursor: what was sent but not taken
 // goes out again (duplicates, same sequence numbers), never a gap.
 import { hostname } from "node:os";
+import { niceThisThread } from "../ffi/libc.ts";
 import { saveCursor, type Cursor } from "./cursor.ts";
 import { Link, type Target } from "./link.ts";
 import { Spool, type Position } from "./spool.ts";
-import { origin, syslogFrame, type Origin } from "./syslog.ts";
+import { octetCounted, origin, syslogMessage, type Origin } from "./syslog.ts";
 import type { FromForwarder, ToForwarder } from "./forward.ts";
 
 declare const self: Worker;
 
 const HOLD_MS = 3_000;
+/** Forwarding is background work: where the CPU is short, local delivery goes first. */
+const NICE = 10;
 const TICK_MS = 200;
 const BATCH = 256 << 10;
 
@@ -53,8 +56,9 @@ function progress(): void {
 
 /** Frames for the complete lines in bytes, numbered from seq + 1; returns the frames and the last number. */
 function frames(bytes: Uint8Array, seq: number): { out: Uint8Array; seq: number } {
+  // text frames are joined into one string and encoded once: per-frame buffers cost more than the framing
   const parts: Uint8Array[] = [];
-  let size = 0;
+  let text = "";
   for (const line of decoder.decode(bytes).split("\n")) {
     if (line === "") continue;
     let rec: Record<string, unknown>;
@@ -70,17 +74,16 @@ function frames(bytes: Uint8Array, seq: number): { out: Uint8Array; seq: number 
       }
       continue;
     }
-    const f = syslogFrame(rec, ++seq, org);
-    parts.push(f);
-    size += f.byteLength;
+    const m = syslogMessage(rec, ++seq, org);
+    if (typeof m === "string") text += octetCounted(m);
+    else {
+      parts.push(Buffer.from(text, "utf8"), Buffer.from(`${m.byteLength} `), m);
+      text = "";
+    }
   }
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return { out, seq };
+  if (parts.length === 0) return { out: Buffer.from(text, "utf8"), seq };
+  parts.push(Buffer.from(text, "utf8"));
+  return { out: Buffer.concat(parts), seq };
 }
 
 /** Send from `at` while the link takes it; drain() calls again. */
@@ -181,6 +184,9 @@ self.onmessage = (e: MessageEvent<ToForwarder>) => {
   const m = e.data;
   switch (m.type) {
     case "init":
+      try {
+        niceThisThread(NICE);
+      } catch {} // not allowed here: forwarding runs at the postbox's own priority
       target = m.target;
       cursorFd = m.cursorFd;
       saved = m.cursor;

@@ -26,16 +26,27 @@ export function origin(hostname: string, pid: number, stream: string): Origin {
 }
 
 /** PARAM-VALUE: `"`, `\` and `]` are escaped with a backslash (§6.3.3). */
+const TO_ESCAPE = /["\\\]]/;
+const TO_ESCAPE_ALL = /["\\\]]/g;
 function paramValue(v: string): string {
-  return /["\\\]]/.test(v) ? v.replace(/["\\\]]/g, (c) => `\\${c}`) : v;
+  return TO_ESCAPE.test(v) ? v.replace(TO_ESCAPE_ALL, (c) => `\\${c}`) : v;
 }
 
-/** PARAM-NAME / SD-NAME: 1..32 PRINTUSASCII except `=`, SP, `]`, `"`. */
+/** PARAM-NAME / SD-NAME: 1..32 PRINTUSASCII except `=`, SP, `]`, `"`. Field names repeat: each is checked once. */
 const SD_NAME = /^[\x21-\x7e]{1,32}$/;
 const NOT_SD_NAME = /[= \]"]/;
+const FIELDS_OUTSIDE_SD = new Set(["ts", "msg", "msg_b64", "channel"]);
+const paramNames = new Map<string, boolean>();
+function isParam(k: string): boolean {
+  let ok = paramNames.get(k);
+  if (ok === undefined) {
+    ok = !FIELDS_OUTSIDE_SD.has(k) && SD_NAME.test(k) && !NOT_SD_NAME.test(k);
+    if (paramNames.size < 1000) paramNames.set(k, ok);
+  }
+  return ok;
+}
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$/;
-const FIELDS_OUTSIDE_SD = new Set(["ts", "msg", "msg_b64", "channel"]);
 
 /** A parsed store line (the --json object). */
 export type StoredRecord = Record<string, unknown>;
@@ -44,44 +55,65 @@ export type StoredRecord = Record<string, unknown>;
 export function structuredData(rec: StoredRecord, seq: number, stream: string): string {
   let sd = `[${SD_ID} seq="${seq}" stream="${paramValue(stream)}"`;
   if (typeof rec.channel === "string") sd += ` channel="${paramValue(rec.channel)}"`;
-  for (const [k, v] of Object.entries(rec)) {
-    if (FIELDS_OUTSIDE_SD.has(k) || !SD_NAME.test(k) || NOT_SD_NAME.test(k)) continue;
-    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") sd += ` ${k}="${paramValue(String(v))}"`;
+  for (const k in rec) {
+    if (!isParam(k)) continue;
+    const v = rec[k];
+    if (typeof v === "number") sd += ` ${k}="${v}"`;
+    else if (typeof v === "string") sd += ` ${k}="${paramValue(v)}"`;
+    else if (typeof v === "boolean") sd += ` ${k}="${v}"`;
   }
   return sd + "]";
 }
 
-const BOM = new Uint8Array([0xef, 0xbb, 0xbf]);
+const BOM = "\ufeff";
 
 /**
- * MSG as bytes, exactly what was posted: the raw bytes (msg_b64) when they are not
- * UTF-8 — MSG-ANY, no BOM; UTF-8 with a non-ASCII character starts with the BOM
- * (MSG-UTF8, §6.4); plain ASCII needs none (both readings agree).
+ * MSG exactly as posted. Text: ASCII as is; UTF-8 with a non-ASCII character
+ * starts with the BOM (MSG-UTF8, §6.4); plain ASCII needs none (both readings
+ * agree). Bytes that are not UTF-8 (msg_b64): raw, no BOM (MSG-ANY).
  */
 export function messageBytes(rec: StoredRecord): Uint8Array {
+  const m = messageOf(rec);
+  return typeof m === "string" ? Buffer.from(m, "utf8") : m;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+function messageOf(rec: StoredRecord): string | Uint8Array {
   if (typeof rec.msg_b64 === "string") return Buffer.from(rec.msg_b64, "base64");
   const text = typeof rec.msg === "string" ? rec.msg : "";
-  const utf8 = Buffer.from(text, "utf8");
-  if (utf8.byteLength === text.length) return utf8; // ASCII only
-  const out = new Uint8Array(BOM.byteLength + utf8.byteLength);
-  out.set(BOM);
-  out.set(utf8, BOM.byteLength);
+  return NON_ASCII.test(text) ? BOM + text : text;
+}
+
+/**
+ * SYSLOG-MSG without its length: `<14>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [SP MSG]`,
+ * as a string when MSG is text, as bytes when it is not UTF-8.
+ */
+export function syslogMessage(rec: StoredRecord, seq: number, o: Origin): string | Uint8Array {
+  const ts = typeof rec.ts === "string" && ISO.test(rec.ts) ? rec.ts : NIL;
+  const msgId = typeof rec.channel === "string" ? headerField(rec.channel, 32) : NIL;
+  const msg = messageOf(rec);
+  const head = `${PRI}1 ${ts} ${o.hostname} ${o.appName} ${o.procId} ${msgId} ${structuredData(rec, seq, o.stream)}`;
+  if (typeof msg === "string") return msg === "" ? head : `${head} ${msg}`;
+  const h = Buffer.from(`${head} `, "utf8");
+  const out = new Uint8Array(h.byteLength + msg.byteLength);
+  out.set(h);
+  out.set(msg, h.byteLength);
   return out;
 }
 
-const encoder = new TextEncoder();
+/** RFC 6587 octet counting: `LEN SP SYSLOG-MSG`. */
+export function octetCounted(m: string): string {
+  return `${Buffer.byteLength(m, "utf8")} ${m}`;
+}
 
-/** The whole frame: `LEN SP <14>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [SP MSG]`. */
+/** The whole frame as bytes (one message; the forwarder frames whole batches itself). */
 export function syslogFrame(rec: StoredRecord, seq: number, o: Origin): Uint8Array {
-  const ts = typeof rec.ts === "string" && ISO.test(rec.ts) ? rec.ts : NIL;
-  const msgId = typeof rec.channel === "string" ? headerField(rec.channel, 32) : NIL;
-  const msg = messageBytes(rec);
-  const head = encoder.encode(`${PRI}1 ${ts} ${o.hostname} ${o.appName} ${o.procId} ${msgId} ${structuredData(rec, seq, o.stream)}${msg.byteLength > 0 ? " " : ""}`);
-  const len = head.byteLength + msg.byteLength;
-  const prefix = `${len} `;
-  const frame = new Uint8Array(prefix.length + len);
-  for (let i = 0; i < prefix.length; i++) frame[i] = prefix.charCodeAt(i);
-  frame.set(head, prefix.length);
-  frame.set(msg, prefix.length + head.byteLength);
-  return frame;
+  const m = syslogMessage(rec, seq, o);
+  if (typeof m === "string") return Buffer.from(octetCounted(m), "utf8");
+  const prefix = Buffer.from(`${m.byteLength} `);
+  const out = new Uint8Array(prefix.byteLength + m.byteLength);
+  out.set(prefix);
+  out.set(m, prefix.byteLength);
+  return out;
 }

@@ -58,6 +58,8 @@ export class Collector {
     readonly dir: string,
     readonly port: number,
     tls?: Tls,
+    /** Only the raw msg file (the benchmark: the collector's own JSON work left out). */
+    rawOnly = false,
   ) {
     this.out = join(dir, "received.json");
     this.raw = join(dir, "received.raw");
@@ -81,9 +83,7 @@ template(name="json" type="list") {
 }
 template(name="raw" type="string" string="%msg%\\n")
 ruleset(name="in") {
-  action(type="mmpstrucdata")
-  action(type="omfile" file="${this.out}" template="json")
-  action(type="omfile" file="${this.raw}" template="raw")
+${rawOnly ? "" : `  action(type="mmpstrucdata")\n  action(type="omfile" file="${this.out}" template="json")\n`}  action(type="omfile" file="${this.raw}" template="raw")
 }
 `,
     );
