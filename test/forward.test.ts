@@ -196,6 +196,23 @@ describe.skipIf(!haveRsyslog)("--forward to rsyslog", () => {
     expect((await pb.stop()).exitCode).toBe(0);
   });
 
+  test("rotated while postbox was down: the cursor's file is found by its inode, finished, then the new one", async () => {
+    using dir = tempDir();
+    await using c = new Collector(dir.path, await freePort());
+    const first = await startPostbox(dir.path, forwardTo(c.port));
+    await socketClient(join(dir.path, "socket"), [lines("m", 1, 10)]);
+    await first.waitLines(10);
+    expect((await first.stop()).stderr).toContain("10 message(s) not yet taken");
+    renameSync(join(dir.path, "mail.ndjson"), join(dir.path, "mail.ndjson.1"));
+    await c.start();
+    await using pb = await startPostbox(dir.path, forwardTo(c.port));
+    await socketClient(join(dir.path, "socket"), [lines("m", 11, 15)]);
+    await allArrived(c, 15);
+    const bySeq = consistent(c.received());
+    expect([...bySeq.keys()].sort((a, b) => a - b).map((k) => bySeq.get(k))).toEqual(lines("m", 1, 15).trim().split("\n"));
+    expect((await pb.stop()).exitCode).toBe(0);
+  });
+
   test.skipIf(!haveTls)("syslog+tls with a throwaway CA (rsyslog-gnutls); a wrong CA is refused and said so", async () => {
     using dir = tempDir();
     const tls = await throwawayCa(dir.path);
