@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseForward } from "../src/options.ts";
 import { UsageError } from "../src/errors.ts";
-import { headerField, messageBytes, origin, SD_ID, structuredData, syslogFrame } from "../src/sinks/syslog.ts";
+import { headerField, origin, SD_ID, structuredData, syslogFrame } from "../src/sinks/syslog.ts";
 
 const o = origin("host.example", 42, "0123456789abcdef");
 const frame = (rec: Record<string, unknown>, seq = 7) => Buffer.from(syslogFrame(rec, seq, o));
@@ -22,9 +22,10 @@ describe("RFC 5424 frames", () => {
   });
 
   test("MSG bytes: ASCII bare, other UTF-8 after a BOM, msg_b64 raw; an empty MSG drops its SP", () => {
-    expect([...messageBytes({ msg: "abc" })]).toEqual([0x61, 0x62, 0x63]);
-    expect([...messageBytes({ msg: "é" })]).toEqual([0xef, 0xbb, 0xbf, 0xc3, 0xa9]);
-    expect([...messageBytes({ msg: "bad\\xff", msg_b64: Buffer.from([0x62, 0xff]).toString("base64") })]).toEqual([0x62, 0xff]);
+    const tail = (rec: Record<string, unknown>) => [...frame({ channel: "fifo", ...rec })].slice(-5);
+    expect(tail({ msg: "abc" })).toEqual([0x5d, 0x20, 0x61, 0x62, 0x63]); // `] abc`
+    expect(tail({ msg: "é" })).toEqual([0xef, 0xbb, 0xbf, 0xc3, 0xa9]);
+    expect(tail({ msg: "b\\xff", msg_b64: Buffer.from([0x62, 0xff]).toString("base64") })).toEqual([0x22, 0x5d, 0x20, 0x62, 0xff]); // `"] b\xff`
     expect(frame({ ts: "2026-12-01T09:08:08Z", channel: "fifo", msg: "" }).toString().endsWith(`stream="0123456789abcdef" channel="fifo"]`)).toBe(true);
   });
 

@@ -13,7 +13,7 @@ import { niceThisThread } from "../ffi/libc.ts";
 import { saveCursor, type Cursor } from "./cursor.ts";
 import { Link, type Target } from "./link.ts";
 import { Spool, type Position } from "./spool.ts";
-import { octetCounted, origin, syslogMessage, type Origin } from "./syslog.ts";
+import { octetCounted, octetCountedBytes, origin, syslogMessage, type Origin } from "./syslog.ts";
 import type { FromForwarder, ToForwarder } from "./forward.ts";
 
 declare const self: Worker;
@@ -47,7 +47,7 @@ const decoder = new TextDecoder();
 
 const post = (m: FromForwarder) => self.postMessage(m);
 const warn = (message: string) => post({ type: "log", level: "warn", message });
-const where = () => `syslog+${target.tls ? "tls" : "tcp"}://${target.host}:${target.port}`;
+const where = () => `syslog+${target.tls ? "tls" : "tcp"}://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
 
 function progress(): void {
   if (!at || !committed) return;
@@ -77,7 +77,7 @@ function frames(bytes: Uint8Array, seq: number): { out: Uint8Array; seq: number 
     const m = syslogMessage(rec, ++seq, org);
     if (typeof m === "string") text += octetCounted(m);
     else {
-      parts.push(Buffer.from(text, "utf8"), Buffer.from(`${m.byteLength} `), m);
+      parts.push(Buffer.from(text, "utf8"), octetCountedBytes(m));
       text = "";
     }
   }

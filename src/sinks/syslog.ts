@@ -72,11 +72,6 @@ const BOM = "\ufeff";
  * starts with the BOM (MSG-UTF8, §6.4); plain ASCII needs none (both readings
  * agree). Bytes that are not UTF-8 (msg_b64): raw, no BOM (MSG-ANY).
  */
-export function messageBytes(rec: StoredRecord): Uint8Array {
-  const m = messageOf(rec);
-  return typeof m === "string" ? Buffer.from(m, "utf8") : m;
-}
-
 const NON_ASCII = /[^\x00-\x7f]/;
 
 function messageOf(rec: StoredRecord): string | Uint8Array {
@@ -107,13 +102,17 @@ export function octetCounted(m: string): string {
   return `${Buffer.byteLength(m, "utf8")} ${m}`;
 }
 
-/** The whole frame as bytes (one message; the forwarder frames whole batches itself). */
-export function syslogFrame(rec: StoredRecord, seq: number, o: Origin): Uint8Array {
-  const m = syslogMessage(rec, seq, o);
-  if (typeof m === "string") return Buffer.from(octetCounted(m), "utf8");
+/** The same for a message that is bytes (MSG not UTF-8). */
+export function octetCountedBytes(m: Uint8Array): Uint8Array {
   const prefix = Buffer.from(`${m.byteLength} `);
   const out = new Uint8Array(prefix.byteLength + m.byteLength);
   out.set(prefix);
   out.set(m, prefix.byteLength);
   return out;
+}
+
+/** One whole frame as bytes (the forwarder frames whole batches with the two above). */
+export function syslogFrame(rec: StoredRecord, seq: number, o: Origin): Uint8Array {
+  const m = syslogMessage(rec, seq, o);
+  return typeof m === "string" ? Buffer.from(octetCounted(m), "utf8") : octetCountedBytes(m);
 }
