@@ -230,6 +230,18 @@ describe.skipIf(!haveRsyslog)("--forward to rsyslog", () => {
     await wrong.waitStderr(/forwarding: cannot reach syslog\+tls:\/\/127\.0\.0\.1:\d+ \(TLS: [^)]+\)/);
     expect(c.seqs().count).toBe(c.seqs().distinct.size); // no new (duplicate) sequence numbers came in
   });
+
+  test.skipIf(!haveTls)("syslog+tls to a collector that wants a client certificate: --forward-cert/--forward-key", async () => {
+    using dir = tempDir();
+    const tls = { ...(await throwawayCa(dir.path)), authMode: "x509/certvalid" as const };
+    await using c = new Collector(dir.path, await freePort(), tls);
+    await c.start();
+    await using pb = await startPostbox(dir.path, [...forwardTo(c.port, "tls"), "--forward-ca", tls.ca, "--forward-cert", tls.clientCert, "--forward-key", tls.clientKey]);
+    await runPostbox(dir.path, ["send", "--socket", "socket", "with a client certificate"]);
+    await allArrived(c, 1);
+    expect(c.received()[0]!.msg).toBe("with a client certificate");
+    expect((await pb.stop()).exitCode).toBe(0);
+  });
 });
 
 describe("--forward usage", () => {

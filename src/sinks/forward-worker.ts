@@ -141,12 +141,13 @@ function persist(): void {
   }
 }
 
-let downSince = 0;
 let lastDownWarn = -Infinity;
+let warnedDown = false;
 
 function up(): void {
-  if (downSince > 0) post({ type: "log", level: "info", message: `forwarding: connected to ${where()} again` });
-  downSince = 0;
+  // once per warning: a collector that drops every connection at once is not news each time
+  if (warnedDown) post({ type: "log", level: "info", message: `forwarding: connected to ${where()} again` });
+  warnedDown = false;
   pump();
   progress();
 }
@@ -157,9 +158,9 @@ function down(why: string): void {
   checkpoints = [];
   at = committed;
   const now = performance.now();
-  if (downSince === 0) downSince = now;
   if (now - lastDownWarn > 30_000) {
     lastDownWarn = now;
+    warnedDown = true;
     warn(`forwarding: cannot reach ${where()} (${why}); messages wait in the store, retrying`);
   }
   progress();

@@ -33,19 +33,26 @@ export interface Tls {
   ca: string;
   cert: string;
   key: string;
+  /** A client certificate of the same CA, for collectors that ask for one. */
+  clientCert: string;
+  clientKey: string;
+  /** rsyslog's StreamDriver.AuthMode: anon (any client) or x509/certvalid (a client certificate of the CA). */
+  authMode?: "anon" | "x509/certvalid";
 }
 
 /** A throwaway CA and a server certificate for localhost/127.0.0.1, made with certtool. */
 export async function throwawayCa(dir: string): Promise<Tls> {
   writeFileSync(join(dir, "ca.tmpl"), 'cn = "postbox test CA"\nca\ncert_signing_key\nexpiration_days = 2\n');
   writeFileSync(join(dir, "srv.tmpl"), 'cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_server\nsigning_key\nencryption_key\nexpiration_days = 2\n');
+  writeFileSync(join(dir, "cli.tmpl"), 'cn = "postbox client"\ntls_www_client\nsigning_key\nencryption_key\nexpiration_days = 2\n');
   const r = await sh(
     dir,
     "set -e; certtool --generate-privkey --key-type=ecdsa --outfile ca-key.pem; certtool --generate-self-signed --load-privkey ca-key.pem --template ca.tmpl --outfile ca.pem;" +
-      " certtool --generate-privkey --key-type=ecdsa --outfile key.pem; certtool --generate-certificate --load-privkey key.pem --load-ca-certificate ca.pem --load-ca-privkey ca-key.pem --template srv.tmpl --outfile cert.pem",
+      " certtool --generate-privkey --key-type=ecdsa --outfile key.pem; certtool --generate-certificate --load-privkey key.pem --load-ca-certificate ca.pem --load-ca-privkey ca-key.pem --template srv.tmpl --outfile cert.pem;" +
+      " certtool --generate-privkey --key-type=ecdsa --outfile ckey.pem; certtool --generate-certificate --load-privkey ckey.pem --load-ca-certificate ca.pem --load-ca-privkey ca-key.pem --template cli.tmpl --outfile ccert.pem",
   );
   if (r.exitCode !== 0) throw new Error(`certtool failed: ${r.stderr}`);
-  return { ca: join(dir, "ca.pem"), cert: join(dir, "cert.pem"), key: join(dir, "key.pem") };
+  return { ca: join(dir, "ca.pem"), cert: join(dir, "cert.pem"), key: join(dir, "key.pem"), clientCert: join(dir, "ccert.pem"), clientKey: join(dir, "ckey.pem") };
 }
 
 export class Collector {
@@ -65,7 +72,7 @@ export class Collector {
     this.raw = join(dir, "received.raw");
     this.conf = join(dir, "rsyslog.conf");
     const tlsGlobal = tls ? ` DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="${tls.ca}" DefaultNetstreamDriverCertFile="${tls.cert}" DefaultNetstreamDriverKeyFile="${tls.key}"` : "";
-    const tlsInput = tls ? ` StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon"` : "";
+    const tlsInput = tls ? ` StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="${tls.authMode ?? "anon"}"` : "";
     writeFileSync(
       this.conf,
       `global(workDirectory="${dir}" maxMessageSize="256k" parser.escapeControlCharactersOnReceive="off"${tlsGlobal})
