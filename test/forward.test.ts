@@ -125,6 +125,21 @@ describe.skipIf(!haveRsyslog)("--forward to rsyslog", () => {
     expect((await pb.stop()).exitCode).toBe(0);
   }, 90_000);
 
+  test("a hung collector (SIGSTOP) never holds up local delivery; it gets everything once it moves again", async () => {
+    using dir = tempDir();
+    await using c = new Collector(dir.path, await freePort());
+    await c.start();
+    await using pb = await startPostbox(dir.path, forwardTo(c.port));
+    await runPostbox(dir.path, ["send", "--socket", "socket", "m0"]);
+    await allArrived(c, 1); // connected
+    c.freeze();
+    await socketClient(join(dir.path, "socket"), [lines("m", 1, 50_000)]);
+    expect((await pb.waitLines(50_001, 30_000)).at(-1)).toMatch(/: m50000$/);
+    c.thaw();
+    await allArrived(c, 50_001);
+    expect((await pb.stop()).exitCode).toBe(0);
+  }, 60_000);
+
   test("postbox killed -9 mid-stream and restarted: every sequence number arrives, one stream", async () => {
     using dir = tempDir();
     await using c = new Collector(dir.path, await freePort());

@@ -117,6 +117,10 @@ ${rawOnly ? "" : `  action(type="mmpstrucdata")\n  action(type="omfile" file="${
     this.proc?.kill("SIGSTOP");
   }
 
+  thaw(): void {
+    this.proc?.kill("SIGCONT");
+  }
+
   /** SIGKILL: no flush, no goodbye (what a crash looks like to the forwarder). */
   async kill9(): Promise<void> {
     this.proc?.kill("SIGKILL");
