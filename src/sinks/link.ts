@@ -33,6 +33,7 @@ export class Link {
   private timer: Timer | undefined;
   private upSince = 0;
   private closed = false;
+  private busy = false;
   up = false;
   /** Bytes the current connection has accepted. */
   written = 0;
@@ -43,12 +44,16 @@ export class Link {
   ) {}
 
   connect(): void {
-    if (this.closed || this.socket) return;
+    if (this.closed || this.busy) return;
+    this.busy = true; // one attempt or connection at a time
     const t = this.target;
     let why = "";
-    const fail = (s: Socket<undefined> | null, reason: string) => {
+    let over = false; // this attempt's end (refused, timed out, or closed after being up) counts once
+    const fail = (reason: string) => {
       why ||= reason;
-      if (this.closed || (s && s !== this.socket)) return;
+      if (over || this.closed) return;
+      over = true;
+      this.busy = false;
       this.socket = null;
       clearTimeout(connectTimer);
       const wasUp = this.up;
@@ -65,9 +70,10 @@ export class Link {
       this.socket = s;
       this.events.up();
     };
+    let attempt: Socket<undefined> | undefined;
     const connectTimer = setTimeout(() => {
-      this.socket?.terminate();
-      fail(this.socket, `no connection within ${CONNECT_TIMEOUT_MS / 1000} s`);
+      fail(`no connection within ${CONNECT_TIMEOUT_MS / 1000} s`);
+      attempt?.terminate();
     }, CONNECT_TIMEOUT_MS);
     Bun.connect({
       hostname: t.host,
@@ -75,8 +81,9 @@ export class Link {
       tls: t.tls ? { ca: t.ca, cert: t.cert, key: t.key, serverName: t.host, rejectUnauthorized: true } : undefined,
       socket: {
         open: (s) => {
-          this.socket = s;
-          if (!t.tls) ready(s);
+          attempt = s;
+          if (over) s.terminate();
+          else if (!t.tls) ready(s);
         },
         handshake: (s, ok, err) => {
           if (ok) ready(s);
@@ -90,9 +97,9 @@ export class Link {
         error: (_s, err) => {
           why ||= err.message;
         },
-        close: (s) => fail(s, "the collector closed the connection"),
+        close: () => fail("the collector closed the connection"),
       },
-    }).catch((err: Error & { code?: string }) => fail(null, err.code ?? err.message));
+    }).catch((err: Error & { code?: string }) => fail(err.code ?? err.message));
   }
 
   private retry(): void {
