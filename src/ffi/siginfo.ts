@@ -8,28 +8,48 @@ import { SysError } from "../errors.ts";
 import { errnoNameOf, memfdCreate } from "./libc.ts";
 
 const SOURCE = String.raw`
-typedef unsigned long size_t;
+/*
+ * Compiled with -nostdlib: nothing is linked, so the trap needs neither libc.so
+ * (the link script only libc development packages install) nor headers. Every
+ * call is a raw system call through rawsys(), and the structs are the kernel's.
+ */
 typedef long ssize_t;
 /* Linux siginfo_t: the kill/rt/mesgq members all start at offset 16 */
 struct pb_siginfo { int signo; int errno_; int code; int pad; int pid; unsigned uid; int value; int rest[25]; };
-/* glibc's struct sigaction and sigset_t (x86_64 and aarch64) */
-struct pb_sigaction { void (*action)(int, struct pb_siginfo *, void *); unsigned long mask[16]; int flags; void (*restorer)(void); };
+/* The kernel's struct sigaction and sigset_t (64 signals), the same on x86_64 and aarch64 */
+struct pb_sigaction { void (*action)(int, struct pb_siginfo *, void *); unsigned long flags; void (*restorer)(void); unsigned long mask; };
 struct pb_timespec { long sec, nsec; };
-extern int sigaction(int, const struct pb_sigaction *, struct pb_sigaction *);
-extern int pthread_sigmask(int, const unsigned long *, unsigned long *);
-extern long syscall(long, ...);
-extern ssize_t write(int, const void *, size_t);
-extern int ioctl(int, unsigned long, ...);
-extern int pipe2(int *, int);
-extern int fcntl(int, int, ...);
-extern int *__errno_location(void);
+long rawsys(long a, long b, long c, long d, long nr);
 
-/* Where the kernel keeps the mask restored by sigreturn, and rt_sigtimedwait's number */
 #if defined(__x86_64__)
-#define UC_SIGMASK 296
+/* rawsys: the arguments arrive in rdi, rsi, rdx, rcx, r8; the kernel wants r10 for the 4th */
+__asm__(".text\n.global rawsys\nrawsys:\n mov %r8, %rax\n mov %rcx, %r10\n syscall\n ret\n"
+        /* sigreturn trampoline: x86_64 needs SA_RESTORER (glibc's sigaction used to supply it) */
+        ".global pb_restorer\npb_restorer:\n mov $15, %eax\n syscall\n hlt\n");
+void pb_restorer(void);
+#define RESTORER pb_restorer
+#define SA_RESTORER 0x04000000
+#define UC_SIGMASK 296 /* offsetof(struct ucontext, uc_sigmask): after the 256-byte sigcontext */
+#define SYS_WRITE 1
+#define SYS_RT_SIGACTION 13
+#define SYS_RT_SIGPROCMASK 14
+#define SYS_IOCTL 16
+#define SYS_FCNTL 72
 #define SYS_RT_SIGTIMEDWAIT 128
+#define SYS_PIPE2 293
 #elif defined(__aarch64__)
-#define UC_SIGMASK 40
+/* TinyCC has no arm64 instructions in inline asm, but it places words: mov x8, x4; svc #0; ret */
+__asm__(".text\n.global rawsys\nrawsys:\n.int 0xaa0403e8\n.int 0xd4000001\n.int 0xd65f03c0\n");
+/* No restorer: the kernel returns through the vDSO's sigreturn, as glibc relies on too */
+#define RESTORER 0
+#define SA_RESTORER 0
+#define UC_SIGMASK 40 /* arm64 puts uc_sigmask before uc_mcontext */
+#define SYS_FCNTL 25
+#define SYS_IOCTL 29
+#define SYS_PIPE2 59
+#define SYS_WRITE 64
+#define SYS_RT_SIGACTION 134
+#define SYS_RT_SIGPROCMASK 135
 #define SYS_RT_SIGTIMEDWAIT 137
 #else
 #error "postbox's signal trap knows x86_64 and aarch64"
@@ -43,6 +63,7 @@ static int record_fd = -1, read_fd = -1, pipe_size;
 static unsigned long caught, queued; /* kernel sigsets: bit n-1 for signal n */
 static volatile unsigned dropped;
 
+/* Field by field: TinyCC turns struct copies and zeroed initialisers into memcpy/memset calls, which nothing here links */
 static void fill(struct pb_record *r, int sig, struct pb_siginfo *si) {
   r->signo = sig; r->code = si->code; r->pid = si->pid; r->uid = si->uid; r->value = si->value; r->pad = 0;
 }
@@ -50,7 +71,7 @@ static void fill(struct pb_record *r, int sig, struct pb_siginfo *si) {
 /* Records that still fit in the pipe, so draining never takes a signal it cannot keep */
 static int room(void) {
   int unread = 0;
-  if (ioctl(read_fd, 0x541B /* FIONREAD */, &unread) < 0) return BATCH;
+  if (rawsys(read_fd, 0x541B /* FIONREAD */, (long) &unread, 0, SYS_IOCTL) < 0) return BATCH;
   return (pipe_size - unread) / (int) sizeof(struct pb_record);
 }
 
@@ -62,36 +83,39 @@ static int room(void) {
  * in the kernel's queue until the loop's epoll_pwait2 (empty mask) lets one in,
  * and that one brings the rest. Standard signals (USR1, USR2) stay unblocked:
  * the kernel keeps only one of each pending, so every one caught early counts.
+ * Raw system calls leave errno alone: nothing to save.
  */
 static void on_signal(int sig, struct pb_siginfo *si, void *uc) {
-  int saved = *__errno_location();
   struct pb_record batch[BATCH];
   struct pb_siginfo more;
-  struct pb_timespec now = {0, 0};
-  unsigned long set[16] = {0};
+  struct pb_timespec now;
+  unsigned long set = caught;
   int n = 1, left = room() - 1, taken = 0;
+  long bytes;
+  now.sec = 0; now.nsec = 0;
   *(unsigned long *) ((char *) uc + UC_SIGMASK) |= queued;
-  set[0] = caught;
   fill(&batch[0], sig, si);
   for (;;) {
-    while (n < BATCH && left > 0 && taken < DRAIN_MAX && syscall(SYS_RT_SIGTIMEDWAIT, set, &more, &now, 8) > 0) {
+    while (n < BATCH && left > 0 && taken < DRAIN_MAX && rawsys((long) &set, (long) &more, (long) &now, 8, SYS_RT_SIGTIMEDWAIT) > 0) {
       fill(&batch[n++], more.signo, &more);
       left--; taken++;
     }
-    if (n > 0 && write(record_fd, batch, n * sizeof batch[0]) != (ssize_t) (n * sizeof batch[0])) dropped += n;
+    bytes = n * (long) sizeof batch[0];
+    if (n > 0 && rawsys(record_fd, (long) batch, bytes, 0, SYS_WRITE) != bytes) dropped += n;
     if (n < BATCH || left <= 0 || taken >= DRAIN_MAX) break;
     n = 0;
   }
-  *__errno_location() = saved;
 }
 
 /* Creates the record pipe (O_NONBLOCK|O_CLOEXEC, 1 MiB when allowed); returns its read end or -errno. */
 int pb_open(void) {
   int fds[2];
+  long rc;
   if (record_fd >= 0) return -16; /* EBUSY */
-  if (pipe2(fds, 04000 | 02000000) < 0) return -*__errno_location();
-  fcntl(fds[1], 1031 /* F_SETPIPE_SZ */, 1 << 20);
-  pipe_size = fcntl(fds[1], 1032 /* F_GETPIPE_SZ */);
+  rc = rawsys((long) fds, 04000 | 02000000, 0, 0, SYS_PIPE2);
+  if (rc < 0) return (int) rc;
+  rawsys(fds[1], 1031 /* F_SETPIPE_SZ */, 1 << 20, 0, SYS_FCNTL);
+  pipe_size = (int) rawsys(fds[1], 1032 /* F_GETPIPE_SZ */, 0, 0, SYS_FCNTL);
   if (pipe_size <= 0) pipe_size = 65536;
   record_fd = fds[1];
   read_fd = fds[0];
@@ -104,17 +128,20 @@ int pb_open(void) {
  * wait; 0 or -errno.
  */
 int pb_catch(int sig) {
-  struct pb_sigaction sa; int i; unsigned long one[16] = {0};
-  for (i = 0; i < 16; i++) sa.mask[i] = ~0UL;
+  struct pb_sigaction sa;
+  unsigned long one;
+  long rc;
   sa.action = on_signal;
-  sa.flags = 4 /* SA_SIGINFO */ | 0x10000000 /* SA_RESTART */;
-  sa.restorer = 0;
+  sa.flags = 4 /* SA_SIGINFO */ | 0x10000000 /* SA_RESTART */ | SA_RESTORER;
+  sa.restorer = RESTORER;
+  sa.mask = ~0UL;
   caught |= 1UL << (sig - 1);
-  if (sigaction(sig, &sa, 0) < 0) return -*__errno_location();
+  rc = rawsys(sig, (long) &sa, 0, 8, SYS_RT_SIGACTION);
+  if (rc < 0) return (int) rc;
   if (sig < 32) return 0; /* SIGRTMIN is 32 for the kernel */
   queued |= 1UL << (sig - 1);
-  one[0] = 1UL << (sig - 1);
-  pthread_sigmask(0 /* SIG_BLOCK */, one, 0);
+  one = 1UL << (sig - 1);
+  rawsys(0 /* SIG_BLOCK */, (long) &one, 0, 8, SYS_RT_SIGPROCMASK);
   return 0;
 }
 
@@ -163,6 +190,7 @@ export function signalTrapLib(): SignalTrapLib {
         pb_catch: { args: ["int"], returns: "int" },
         pb_dropped: { args: [], returns: "u32" },
       },
+      flags: ["-nostdlib"], // links nothing: no libc.so link script needed on the target
     });
     const fd = check("pipe2", symbols.pb_open());
     lib = {
