@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { trapFailure } from "../src/channels/signals.ts";
+import { SysError } from "../src/errors.ts";
 import { have, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
 
 const uid = process.getuid!();
@@ -75,7 +77,7 @@ describe("signal channel", () => {
     expect(built.exitCode).toBe(0);
     await using pb = await startPostbox(dir.path, ["--signals", "USR1"], { wrap: [join(dir.path, "no-memfd")] });
     expect(pb.stderr.text).toStartWith(
-      "postbox: cannot set up signal handling: memfd_create failed: not supported by this system (ENOSYS); the signal and message-queue channels are off\n",
+      "postbox: cannot set up signal handling: memfd_create failed: not supported by this system (ENOSYS) — allow memfd_create in the sandbox (seccomp) policy; the signal and message-queue channels are off\n",
     );
     expect(pb.stderr.text).not.toContain("... by signal");
     expect(pb.stderr.text).not.toContain("... by mq_send");
@@ -86,6 +88,15 @@ describe("signal channel", () => {
     const lines = await pb.waitLines(2);
     expect(lines).toContain("fifo: 1");
     expect(lines.some((l) => /^socket\[pid=\d+,uid=\d+,gid=\d+\]: 2$/.test(l))).toBe(true);
+  });
+
+  test("a failure to build the trap is told on one line: the step, why, what to do", () => {
+    // TinyCC's message as the issue saw it on a bare machine (before the trap linked nothing)
+    const tcc = new Error("1 errors while compiling /proc/self/fd/8\ntcc: error: library 'c' not found\n");
+    expect(trapFailure(tcc)).toBe(
+      "compiling the handler with bun:ffi cc() (TinyCC) failed: 1 errors while compiling /proc/self/fd/8: tcc: error: library 'c' not found — please report it with `uname -m` and `ldd --version`",
+    );
+    expect(trapFailure(new SysError("pipe2", "EMFILE", 24))).toBe("pipe2 failed: too many open files (EMFILE) — raise the open-file limit (ulimit -n)");
   });
 
   test("bad signal names are usage errors", async () => {

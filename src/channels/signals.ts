@@ -33,8 +33,7 @@ export class SignalTrap {
     try {
       lib = signalTrapLib();
     } catch (err) {
-      const step = err instanceof SysError ? err.syscall : "compiling the handler with bun:ffi cc()";
-      throw new PostboxError(`cannot set up signal handling: ${step} failed: ${reason(err)}`);
+      throw new PostboxError(`cannot set up signal handling: ${trapFailure(err)}`);
     }
     return new SignalTrap(lib, ctx);
   }
@@ -78,6 +77,26 @@ export class SignalTrap {
       this.lost = dropped;
     }
   }
+}
+
+/** What to do when a step of building the trap fails, by step. */
+const FIXES: Record<string, string> = {
+  memfd_create: "allow memfd_create in the sandbox (seccomp) policy",
+  pipe2: "raise the open-file limit (ulimit -n)",
+};
+
+/** The failing step, why, and what to do, on one line (TinyCC's message spans several). */
+export function trapFailure(err: unknown): string {
+  if (err instanceof SysError) {
+    const fix = FIXES[err.syscall];
+    return `${err.syscall} failed: ${reason(err)}${fix ? ` — ${fix}` : ""}`;
+  }
+  const why = (err instanceof Error ? err.message : String(err))
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(": ");
+  return `compiling the handler with bun:ffi cc() (TinyCC) failed: ${why} — please report it with \`uname -m\` and \`ldd --version\``;
 }
 
 export function openSignals(trap: SignalTrap, signals: readonly number[], ctx: ChannelContext): ChannelHandle {
