@@ -1,15 +1,69 @@
-// Builds the standalone ./postbox. Fails loudly: a broken build must not look green.
-const result = await Bun.build({
-  // the forwarder's thread is its own entry point, embedded beside the CLI
-  entrypoints: ["./src/cli.ts", "./src/sinks/forward-worker.ts"],
-  target: "bun",
-  format: "esm",
-  minify: true,
-  bytecode: true,
-  compile: { outfile: "./postbox", autoloadDotenv: false, autoloadBunfig: false },
-});
-if (!result.success) {
-  for (const m of result.logs) console.error(m);
+// Builds the standalone postbox. Fails loudly: a broken build must not look green.
+//   bun build.ts [--target=linux-x64|linux-arm64] [--outfile=PATH]
+// Default: the host's target and ./postbox. The arm64 runtime comes from
+// node_modules/@oven/bun-linux-aarch64 of the pinned Bun when present (offline);
+// otherwise Bun fetches it from the npm registry.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+const TARGETS = {
+  "linux-x64": { bun: "bun-linux-x64", pkg: "bun-linux-x64", arch: "x64" },
+  "linux-arm64": { bun: "bun-linux-arm64", pkg: "bun-linux-aarch64", arch: "arm64" },
+} as const;
+type Target = keyof typeof TARGETS;
+
+function fail(message: string): never {
+  console.error(`build: ${message}`);
   process.exit(1);
 }
-console.error(`built ./postbox`);
+
+function parse(argv: string[]): { target: Target; outfile: string } {
+  const host = Object.entries(TARGETS).find(([, t]) => t.arch === process.arch)?.[0] as Target | undefined;
+  let target = host;
+  let outfile = "./postbox";
+  for (const arg of argv) {
+    const [key, value] = arg.split(/=(.*)/s, 2);
+    if (key === "--target" && value !== undefined) {
+      if (!(value in TARGETS)) fail(`--target=${value}: unknown (linux-x64 or linux-arm64)`);
+      target = value as Target;
+    } else if (key === "--outfile" && value) outfile = value;
+    else fail(`${arg}: unknown argument (usage: bun build.ts [--target=linux-x64|linux-arm64] [--outfile=PATH])`);
+  }
+  if (!target) fail(`the host (${process.arch}) is no postbox target: pass --target=linux-x64 or --target=linux-arm64`);
+  return { target, outfile };
+}
+
+const { target, outfile } = parse(process.argv.slice(2));
+const t = TARGETS[target];
+const cross = t.arch !== process.arch;
+// The pinned runtime from node_modules, when that package is of the running Bun's version.
+const local = join(import.meta.dir, "node_modules", "@oven", t.pkg);
+const localVersion = existsSync(join(local, "package.json")) ? (await Bun.file(join(local, "package.json")).json()).version : null;
+const executablePath = cross && localVersion === Bun.version && existsSync(join(local, "bin", "bun")) ? join(local, "bin", "bun") : undefined;
+
+let result: Awaited<ReturnType<typeof Bun.build>>;
+try {
+  result = await Bun.build({
+    // the forwarder's thread is its own entry point, embedded beside the CLI
+    entrypoints: ["./src/cli.ts", "./src/sinks/forward-worker.ts"],
+    target: "bun",
+    format: "esm",
+    minify: true,
+    bytecode: true,
+    compile: {
+      target: t.bun,
+      outfile,
+      autoloadDotenv: false,
+      autoloadBunfig: false,
+      ...(executablePath ? { executablePath } : {}),
+    },
+  });
+} catch (err) {
+  // Bun.build throws (rather than returning logs) when it cannot fetch a cross runtime.
+  fail(`${target}: ${err instanceof Error ? err.message : String(err)}${cross && !executablePath ? ` (Bun fetches the ${t.pkg} runtime from the npm registry; offline, install @oven/${t.pkg}@${Bun.version} into node_modules)` : ""}`);
+}
+if (!result.success) {
+  for (const m of result.logs) console.error(m);
+  fail(`${target}: the build failed`);
+}
+console.error(`built ${outfile} (${target}${executablePath ? `, runtime from ${executablePath}` : ""})`);
