@@ -84,13 +84,15 @@ export interface StartOptions {
   raw?: boolean;
   /** A command that execs postbox (its arguments follow), e.g. under a seccomp filter. */
   wrap?: string[];
+  /** The binary to start (default ./postbox), e.g. the arm64 build under qemu through `wrap`. */
+  bin?: string;
 }
 
 /** Start ./postbox in dir with args; by default with its own mq name and waiting for the banner. */
 export async function startPostbox(dir: string, args: string[] = [], opts: StartOptions = {}): Promise<Running> {
   const own = opts.raw || args.some((a) => a === "--mq" || a === "--no-mq") ? null : mqName();
   const argv = own === null ? args : ["--mq", own, ...args];
-  const proc = Bun.spawn([...(opts.wrap ?? []), BIN, ...argv], {
+  const proc = Bun.spawn([...(opts.wrap ?? []), opts.bin ?? BIN, ...argv], {
     cwd: dir,
     stdin: "ignore",
     stdout: "pipe",
