@@ -51,7 +51,8 @@ try {
     minify: true,
     bytecode: true,
     compile: {
-      target: t.bun,
+      // The host's own target: the running (pinned) Bun is the runtime, nothing fetched.
+      ...(cross ? { target: t.bun } : {}),
       outfile,
       autoloadDotenv: false,
       autoloadBunfig: false,
