@@ -72,6 +72,21 @@ describe.skipIf(skipWhy !== null)("linux-arm64 under qemu-user", () => {
   );
 
   test(
+    "the trap's aarch64 ucontext layout: the handler's uc_sigmask is the mask sigreturn restores",
+    async () => {
+      // The arm64 build acting as bun runs the probe with the arm64 runtime's TinyCC.
+      const p = Bun.spawn([...wrap, ARM_BIN, join(import.meta.dir, "helpers", "trap-mask.ts")], {
+        env: { ...process.env, BUN_BE_BUN: "1" },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [stdout, stderr, exitCode] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      expect({ exitCode, stderr, result: stdout.trim() }).toEqual({ exitCode: 0, stderr: "", result: '{"arch":"arm64","before":0,"after":1}' });
+    },
+    STARTUP * 2,
+  );
+
+  test(
     "a burst of 5,000 real-time signals: every one, with the sender's pid and uid and its value",
     async () => {
       using dir = tempDir();

@@ -90,6 +90,12 @@ describe("signal channel", () => {
     expect(lines.some((l) => /^socket\[pid=\d+,uid=\d+,gid=\d+\]: 2$/.test(l))).toBe(true);
   });
 
+  test("the trap's ucontext layout: the handler's uc_sigmask is the mask sigreturn restores", async () => {
+    const p = Bun.spawn([process.execPath, join(import.meta.dir, "helpers", "trap-mask.ts")], { stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    expect({ exitCode, stderr, result: stdout.trim() }).toEqual({ exitCode: 0, stderr: "", result: `{"arch":"${process.arch}","before":0,"after":1}` });
+  });
+
   test("a failure to build the trap is told on one line: the step, why, what to do", () => {
     // TinyCC's message as the issue saw it on a bare machine (before the trap linked nothing)
     const tcc = new Error("1 errors while compiling /proc/self/fd/8\ntcc: error: library 'c' not found\n");

@@ -7,7 +7,8 @@ import { closeSync, writeFileSync } from "node:fs";
 import { SysError } from "../errors.ts";
 import { errnoNameOf, memfdCreate } from "./libc.ts";
 
-const SOURCE = String.raw`
+/** The trap's C source (exported for the layout test, which compiles it with a probe). */
+export const TRAP_SOURCE = String.raw`
 /*
  * Compiled with -nostdlib: nothing is linked, so the trap needs neither libc.so
  * (the link script only libc development packages install) nor headers. Every
@@ -182,7 +183,7 @@ export function signalTrapLib(): SignalTrapLib {
   if (lib) return lib;
   const memfd = memfdCreate("postbox-siginfo.c");
   try {
-    writeFileSync(memfd, SOURCE);
+    writeFileSync(memfd, TRAP_SOURCE);
     const { symbols } = cc({
       source: `/proc/self/fd/${memfd}`,
       symbols: {
