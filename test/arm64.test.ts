@@ -7,7 +7,7 @@
 // - mq_notify is ENOSYS: the arm64 binary's mq is tested as a sender only, into
 //   an x86_64 postbox.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { chmodSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { mqName, ROOT, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
 
@@ -30,6 +30,7 @@ const STARTUP = 60_000; // a 100 MB binary under emulation, on a loaded machine
 
 beforeAll(() => {
   if (skipWhy) return;
+  chmodSync(build.path, 0o755); // the mq test runs it as another user
   // Once per test run: the same build.ts interface the release uses.
   const b = Bun.spawnSync([process.execPath, "build.ts", "--target=linux-arm64", `--outfile=${ARM_BIN}`], { cwd: ROOT, stderr: "pipe" });
   if (b.exitCode !== 0) throw new Error(`bun build.ts --target=linux-arm64 failed: ${b.stderr.toString()}`);
@@ -49,6 +50,17 @@ async function run(cmd: string[]) {
   const [stderr, exitCode] = await Promise.all([new Response(p.stderr).text(), p.exited]);
   return { pid: p.pid, exitCode, stderr };
 }
+
+test("build.ts: an unknown target or argument fails loudly, before building anything", async () => {
+  for (const [arg, message] of [
+    ["--target=linux-mips", "build: --target=linux-mips: unknown (linux-x64 or linux-arm64)\n"],
+    ["--outdir=x", "build: --outdir=x: unknown argument (usage: bun build.ts [--target=linux-x64|linux-arm64] [--outfile=PATH])\n"],
+  ] as const) {
+    const p = Bun.spawn([process.execPath, "build.ts", arg], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    const [stderr, exitCode] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+    expect({ exitCode, stderr }).toEqual({ exitCode: 1, stderr: message });
+  }
+});
 
 describe.skipIf(skipWhy !== null)("linux-arm64 under qemu-user", () => {
   test(
@@ -110,9 +122,14 @@ describe.skipIf(skipWhy !== null)("linux-arm64 under qemu-user", () => {
     "send --mq from the arm64 binary into an x86_64 postbox (mq_notify is ENOSYS under qemu)",
     async () => {
       using dir = tempDir();
+      chmodSync(dir.path, 0o1777);
+      // A uid of our own where we can: queues count against RLIMIT_MSGQUEUE per uid,
+      // and other suites' queues on this machine must not decide whether ours opens.
+      const own = 20_000 + (process.pid % 10_000);
+      const asUser = uid === 0 && Bun.which("setpriv") ? ["setpriv", `--reuid=${own}`, `--regid=${own}`, "--clear-groups"] : [];
       const mq = mqName();
-      await using pb = await startPostbox(dir.path, ["--mq", mq, "--no-fifo", "--no-socket"]);
-      const p = Bun.spawn([...wrap, ARM_BIN, "send", "--mq", mq, "--prio", "3", "from arm64"], { cwd: dir.path, stdout: "pipe", stderr: "pipe" });
+      await using pb = await startPostbox(dir.path, ["--mq", mq, "--no-fifo", "--no-socket", "--no-signals"], { wrap: asUser });
+      const p = Bun.spawn([...asUser, ...wrap, ARM_BIN, "send", "--mq", mq, "--prio", "3", "from arm64"], { cwd: dir.path, stdout: "pipe", stderr: "pipe" });
       const [stderr, exitCode] = await Promise.all([new Response(p.stderr).text(), p.exited]);
       expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
       await until(() => pb.lines().length >= 1, "the arm64 post");

@@ -31,6 +31,7 @@ if ! debootstrap --variant=minbase bookworm "$work" "$mirror" > "$work.log" 2>&1
   exit 1
 fi
 rm -f "$work.log"
+chmod 0755 "$work" # mktemp made it 0700: the tests run inside it as another user
 touch "$work/.postbox-minbase-complete"
 rm -rf "$root"
 mv "$work" "$root"
