@@ -9,6 +9,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync } from "node:fs";
 import { join } from "node:path";
+import { mqRemove } from "./helpers/mq.ts";
 import { mqName, ROOT, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
 
 const QEMU = Bun.which("qemu-aarch64-static");
@@ -130,10 +131,14 @@ describe.skipIf(skipWhy !== null)("linux-arm64 under qemu-user", () => {
       const mq = mqName();
       await using pb = await startPostbox(dir.path, ["--mq", mq, "--no-fifo", "--no-socket", "--no-signals"], { wrap: asUser });
       const p = Bun.spawn([...asUser, ...wrap, ARM_BIN, "send", "--mq", mq, "--prio", "3", "from arm64"], { cwd: dir.path, stdout: "pipe", stderr: "pipe" });
-      const [stderr, exitCode] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-      expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
-      await until(() => pb.lines().length >= 1, "the arm64 post");
-      expect(pb.lines()).toEqual(["mqueue[prio=3]: from arm64"]);
+      try {
+        const [stderr, exitCode] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+        expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
+        await until(() => pb.lines().length >= 1, "the arm64 post");
+        expect(pb.lines()).toEqual(["mqueue[prio=3]: from arm64"]);
+      } finally {
+        mqRemove(mq); // the harness's exit-time safety net does not run under bun test
+      }
     },
     STARTUP * 2,
   );
