@@ -26,6 +26,7 @@ if (skipWhy) console.log(`bare machine: skipped: ${skipWhy}`);
 // each by `postbox send`, waiting for conditions with a deadline.
 const FOUR_POSTS = String.raw`
 set -u
+: > out; : > err # before the background job's own redirections, so the polls below can read them
 ./postbox --mq /pbbare --signals USR1 > out 2> err &
 pid=$!
 # poll until $1 holds, postbox has exited, or 30 s have passed
