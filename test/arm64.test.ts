@@ -6,7 +6,7 @@
 //   signal 36 (host SIGRTMIN+2); host SIGRTMIN arrives as guest 32 and kills.
 // - mq_notify is ENOSYS: the arm64 binary's mq is tested as a sender only, into
 //   an x86_64 postbox.
-import { beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { mqRemove } from "./helpers/mq.ts";
@@ -38,7 +38,7 @@ beforeAll(() => {
   const elf = Bun.spawnSync(["od", "-An", "-tx2", "-j18", "-N2", ARM_BIN]).stdout.toString().trim();
   if (elf !== "00b7") throw new Error(`${ARM_BIN} is no aarch64 ELF (e_machine ${elf})`);
 });
-process.on("exit", () => build[Symbol.dispose]());
+afterAll(() => build[Symbol.dispose]()); // (process.on("exit") never runs under bun test)
 
 async function startArm(dir: string, args: string[]) {
   const pb = await startPostbox(dir, args, { wrap, bin: ARM_BIN, ready: false });
