@@ -1,8 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { BIN, cpuTicks, mqName, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
+import { chmodSync } from "node:fs";
+import { join } from "node:path";
+import { BIN, cpuTicks, have, mqName, report, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
 import { mqMode, mqPut, mqRemove } from "./helpers/mq.ts";
 
 const only = ["--no-fifo", "--no-socket", "--no-signals"];
+const root = process.getuid!() === 0;
+const MQ_SEND = join(import.meta.dir, "helpers", "mq-send.ts");
 
 /** A queue name removed after the test, whatever happens. */
 function queue(): { name: string; [Symbol.dispose](): void } {
@@ -60,6 +64,56 @@ describe("message-queue channel", () => {
       expect(lines).toContain("mqueue[prio=0]: after the flood");
     } finally {
       process.kill(pb.pid, "SIGCONT");
+    }
+  });
+
+  test("a steady trickle (one message every 200 µs, 2,000 of them) arrives complete, five runs in a row", async () => {
+    const got: number[] = [];
+    const stops: string[] = [];
+    for (let run = 0; run < 5; run++) {
+      using dir = tempDir();
+      using q = queue();
+      await using pb = await startPostbox(dir.path, [...only, "--mq", q.name]);
+      const sender = Bun.spawn([process.execPath, MQ_SEND, q.name, "t", "--count", "2000", "--every-us", "200"], { stdout: "ignore" });
+      try {
+        await pb.waitLines(2000, 10_000).catch(() => {}); // a stopped channel leaves the sender blocked: counted below
+      } finally {
+        sender.kill("SIGKILL");
+      }
+      const lines = pb.lines();
+      got.push(lines.length);
+      expect(lines).toEqual(Array.from({ length: lines.length }, (_, i) => `mqueue[prio=0]: t${i}`)); // in order, none twice
+      if (pb.stderr.text.includes("the mq channel stops")) stops.push(pb.stderr.text.trim().split("\n").pop()!);
+    }
+    report("mq 200 µs trickle", { delivered: got.join(",") });
+    expect(stops).toEqual([]);
+    expect(got).toEqual([2000, 2000, 2000, 2000, 2000]);
+  }, 90_000);
+
+  test.skipIf(!root || !have("setpriv"))("RLIMIT_SIGPENDING used up by another process of postbox's uid: an mq post still arrives within a second", async () => {
+    using dir = tempDir();
+    chmodSync(dir.path, 0o1777);
+    using q = queue();
+    // A uid of its own, so no other test (or helper) shares its pending-signal count.
+    const uid = 200_000 + Math.floor(Math.random() * 100_000);
+    const as = `setpriv --reuid=${uid} --regid=${uid} --clear-groups`;
+    const limited = ["bash", "-c", `ulimit -i 64 && exec ${as} "$@"`, "bash"];
+    await using pb = await startPostbox(dir.path, [...only, "--mq", q.name], { wrap: limited });
+    // The hog catches RTMIN and is stopped: what is sent to it stays pending, charged to the uid.
+    const hog = Bun.spawn([...limited, "bash", "-c", "trap : RTMIN; while :; do sleep 1; done"], { cwd: dir.path });
+    try {
+      await until(async () => (await Bun.file(`/proc/${hog.pid}/status`).text()).includes(`Uid:\t${uid}`), "the hog to run as the test uid");
+      process.kill(hog.pid, "SIGSTOP");
+      const flood = await sh(dir.path, `${as} bash -c 'n=0; while /bin/kill -RTMIN -q $n ${hog.pid} 2>/dev/null; do n=$((n+1)); [ $n -ge 1000 ] && break; done; echo $n'`);
+      const queued = Number(flood.stdout.trim());
+      expect(queued).toBeGreaterThan(0);
+      expect(queued).toBeLessThanOrEqual(64); // stopped at EAGAIN: the uid's limit is used up
+      mqPut(q.name, [["while the uid has no signal left", 0]]);
+      expect(await pb.waitLines(1, 1000)).toEqual(["mqueue[prio=0]: while the uid has no signal left"]);
+      expect((await runPostbox(dir.path, ["wait", "--mq", q.name, "--timeout", "2"])).exitCode).toBe(0);
+    } finally {
+      hog.kill("SIGKILL");
+      await hog.exited;
     }
   });
 

@@ -217,6 +217,59 @@ describe("signals", () => {
     expect(pb.proc.exitCode).toBeNull();
   }, 60_000);
 
+  test("3 blocking mq senders beside bursts of 2,000 RTMIN for 20 s: every message delivered, the channel still serving", async () => {
+    using dir = tempDir();
+    const mq = mqName();
+    const out = join(dir.path, "out.txt");
+    const pb = Bun.spawn([BIN, "--mq", mq, "--signals", "RTMIN", "--no-fifo", "--no-socket", "--pidfile", "pb.pid"], { cwd: dir.path, stdout: Bun.file(out), stderr: "pipe" });
+    let stderr = "";
+    const stderrDone = (async () => {
+      for await (const c of pb.stderr) stderr += Buffer.from(c).toString("utf8");
+    })();
+    const senders: ReturnType<typeof Bun.spawn<"ignore", "pipe", "inherit">>[] = [];
+    try {
+      await until(() => existsSync(join(dir.path, "pb.pid")), "ready");
+      const mqSend = join(import.meta.dir, "..", "helpers", "mq-send.ts");
+      // Paced (one message per 100 µs each) so the output stays a few MB.
+      for (const p of ["a", "b", "c"]) senders.push(Bun.spawn([process.execPath, mqSend, mq, p, "--seconds", "20", "--every-us", "100"], { stdin: "ignore", stdout: "pipe", stderr: "inherit" }));
+      const sigburst = join(import.meta.dir, "..", "helpers", "sigburst.ts");
+      let bursts = 0;
+      const t0 = performance.now();
+      while (performance.now() - t0 < 20_000 && senders.every((s) => s.exitCode === null)) {
+        expect(await Bun.spawn([process.execPath, sigburst, String(pb.pid), "RTMIN", "2000"]).exited).toBe(0);
+        bursts++;
+      }
+      // A sender blocked on a queue nobody drains any more never finishes.
+      const sent = await Promise.race([
+        Promise.all(senders.map(async (s) => Number(await new Response(s.stdout).text()))),
+        Bun.sleep(20_000).then(() => null),
+      ]);
+      const text = () => readFileSync(out, "latin1");
+      const lines = text().split("\n");
+      report("mq senders beside RTMIN bursts", { bursts, sent: sent?.join(",") ?? "blocked", mqLines: lines.filter((l) => l.startsWith("mqueue")).length });
+      expect(stderr).not.toContain("the mq channel stops");
+      expect(sent).not.toBeNull();
+      await until(() => text().includes(`: c${sent![2]! - 1}\n`) && text().includes(`: a${sent![0]! - 1}\n`) && text().includes(`: b${sent![1]! - 1}\n`), "every mq message", 30_000);
+      const got = text().split("\n").filter((l) => l.startsWith("mqueue[prio=0]: ")).map((l) => l.slice(16));
+      ["a", "b", "c"].forEach((p, i) => {
+        const mine = got.filter((m) => m.startsWith(p));
+        expect(mine).toHaveLength(sent![i]!);
+        expect(mine.every((m, k) => m === `${p}${k}`)).toBe(true); // in order, none twice
+      });
+      mqPut(mq, [["still serving", 3]]);
+      await until(() => text().includes("mqueue[prio=3]: still serving\n"), "a post after the storm");
+      expect((await runPostbox(dir.path, ["wait", "--mq", mq, "--timeout", "2"])).exitCode).toBe(0);
+      pb.kill("SIGTERM");
+      expect(await pb.exited).toBe(0);
+      await stderrDone;
+      expect(stderr).not.toContain("the mq channel stops");
+    } finally {
+      for (const s of senders) s.kill("SIGKILL");
+      pb.kill("SIGKILL");
+      mqRemove(mq);
+    }
+  }, 90_000);
+
   test("SIGTERM mid-flood: clean exit, files removed, the store holds everything printed", async () => {
     using dir = tempDir();
     const pb = await startPostbox(dir.path, ["--store", "mail.ndjson"]);
