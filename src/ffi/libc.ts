@@ -1,7 +1,7 @@
 // The one place that touches libc through bun:ffi. Everything exported here is a
 // typed function that throws SysError (with the errno name) on failure.
 import { dlopen, FFIType, read } from "bun:ffi";
-import { readSync } from "node:fs";
+import { readSync, writeSync } from "node:fs";
 import { constants } from "node:os";
 import { SysError } from "../errors.ts";
 
@@ -12,6 +12,7 @@ const symbols = {
   mknod: { args: [ptr, u32, u64], returns: i32 },
   fcntl: { args: [i32, i32, i32], returns: i32 },
   memfd_create: { args: [ptr, u32], returns: i32 },
+  eventfd: { args: [u32, i32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
   ppoll: { args: [ptr, u64, ptr, ptr], returns: i32 },
@@ -143,13 +144,17 @@ const waitFor = new BigInt64Array(2); // struct timespec
 
 /**
  * ppoll(2) over `count` entries of a struct pollfd array { int fd; short events,
- * revents; } (as Int32 pairs), waiting up to `microseconds` (0: just look).
- * Returns how many are ready (0 on timeout or a signal); revents are filled in.
+ * revents; } (as Int32 pairs), waiting up to `microseconds` (0: just look;
+ * Infinity: until one is ready). Returns how many are ready (0 on timeout or a
+ * signal); revents are filled in.
  */
 function ppollFds(pollfds: Int32Array, count: number, microseconds: number, what: string): number {
-  waitFor[0] = BigInt(Math.floor(microseconds / 1e6));
-  waitFor[1] = BigInt(Math.round((microseconds % 1e6) * 1000));
-  const n = c().ppoll(pollfds, count, waitFor, null);
+  const forever = microseconds === Infinity;
+  if (!forever) {
+    waitFor[0] = BigInt(Math.floor(microseconds / 1e6));
+    waitFor[1] = BigInt(Math.round((microseconds % 1e6) * 1000));
+  }
+  const n = c().ppoll(pollfds, count, forever ? null : waitFor, null);
   if (n < 0 && errno() !== constants.errno.EINTR) fail("ppoll", what);
   return Math.max(n, 0);
 }
@@ -163,6 +168,41 @@ export function waitReadable(fd: number, microseconds: number): boolean {
   onePollEvents[2] = POLLIN;
   onePollEvents[3] = 0;
   return ppollFds(onePollFd, 1, microseconds, `fd ${fd}`) > 0;
+}
+
+const twoPollFds = new Int32Array(4); // reused: one call per wake-up of a watcher thread
+const twoPollEvents = new Int16Array(twoPollFds.buffer);
+
+/**
+ * Block (a Worker's thread, never the event loop) until fd is readable or `wake`
+ * is: "woken" when wake is, whatever fd says; null when a signal interrupted.
+ */
+export function waitReadableOrWoken(fd: number, wake: number): "readable" | "woken" | null {
+  twoPollFds[0] = fd;
+  twoPollFds[2] = wake;
+  twoPollEvents[2] = twoPollEvents[6] = POLLIN;
+  twoPollEvents[3] = twoPollEvents[7] = 0;
+  if (ppollFds(twoPollFds, 2, Infinity, `fd ${fd}`) === 0) return null;
+  if (twoPollEvents[7] !== 0) return "woken";
+  return twoPollEvents[3] !== 0 ? "readable" : null;
+}
+
+const EFD_CLOEXEC = 0o2000000;
+
+/** An eventfd(2): a counter one thread makes readable to wake another out of ppoll. */
+export function eventFd(): number {
+  const fd = c().eventfd(0, EFD_CLOEXEC);
+  if (fd < 0) fail("eventfd");
+  return fd;
+}
+
+/** Make an eventfd readable (for good: nobody reads it back). */
+export function raiseEventFd(fd: number): void {
+  writeSync(fd, new BigUint64Array([1n]));
+}
+
+export function closeFd(fd: number): void {
+  c().close(fd);
 }
 
 /**
@@ -276,15 +316,21 @@ export function mqSend(mqd: number, msg: Uint8Array, prio: number): boolean {
   fail("mq_send");
 }
 
-const SIGEV_SIGNAL = 0;
+const SIGEV_NONE = 1;
+// struct sigevent: sigval (8) | signo (4) | notify (4) | padding to 64 bytes
+const silentEvent = new Int32Array(16);
+silentEvent[3] = SIGEV_NONE;
 
-/** Ask for `signo` (si_code SI_MESGQ) when a message arrives on the empty queue. */
-export function mqNotifySignal(mqd: number, signo: number): void {
-  // struct sigevent: sigval (8) | signo (4) | notify (4) | padding to 64 bytes
-  const ev = new Int32Array(16);
-  ev[2] = signo;
-  ev[3] = SIGEV_SIGNAL;
-  if (c().mq_notify(mqd, ev) !== 0) fail("mq_notify");
+/**
+ * Claim the queue as its reader: register for notification that raises nothing
+ * (SIGEV_NONE). Only one process may be registered, so another reader's claim
+ * fails with EBUSY, and the status line's NOTIFY_PID names us. The kernel drops
+ * the registration when a message lands on the empty queue: claim again after
+ * each drain. Our own old registration is dropped first (the kernel answers EBUSY
+ * to it too). Throws SysError: EBUSY (another process is registered), ENOSYS.
+ */
+export function mqClaim(mqd: number): void {
+  if (c().mq_notify(mqd, null) !== 0 || c().mq_notify(mqd, silentEvent) !== 0) fail("mq_notify");
 }
 
 /**
@@ -292,7 +338,7 @@ export function mqNotifySignal(mqd: number, signo: number): void {
  * "QSIZE:0 NOTIFY:0 SIGNO:64 NOTIFY_PID:123" (bytes queued; pid registered for
  * notification, 0 if none). Read at offset 0, so it can be asked again.
  */
-const statusLine = Buffer.alloc(256); // reused: asked after each batch of signals
+const statusLine = Buffer.alloc(256); // reused
 
 export function mqStatus(mqd: number): { bytes: number; notifyPid: number } {
   const n = readSync(mqd, statusLine, 0, statusLine.byteLength, 0);
