@@ -4,7 +4,7 @@ import { openFifo } from "./channels/fifo.ts";
 import { openMqueue } from "./channels/mqueue.ts";
 import { openSignals, SignalTrap } from "./channels/signals.ts";
 import { SocketHub } from "./channels/socket.ts";
-import { ignoreSignal, rtSignalRange } from "./ffi/libc.ts";
+import { ignoreSignal } from "./ffi/libc.ts";
 import { signalName } from "./signames.ts";
 import { EXIT, reason } from "./errors.ts";
 import { Policy, UNKNOWN } from "./policy.ts";
@@ -139,22 +139,19 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   // A channel passed by systemd replaces the one we would open ourselves.
   const passed = (kind: "socket" | "fifo" | "mqueue") => opts.activated.filter((a) => a.kind === kind);
   const fifoOpts = { mode: opts.mode, maxMessage: opts.maxMessage, quiet: opts.linger || 100 };
-  const wantMq = opts.mq !== null || passed("mqueue").length > 0;
   try {
     for (const a of passed("fifo")) channels.push(adoptFifo(a.fd, a.name, fifoOpts, ctx));
     if (opts.fifo !== null && passed("fifo").length === 0) channels.push(openFifo(opts.fifo, fifoOpts, ctx));
     for (const a of passed("socket")) channels.push(hub.adopt(a.fd, a.name));
     if (opts.socket !== null && passed("socket").length === 0) channels.push(await hub.listen(opts.socket));
     if (opts.abstract !== null) channels.push(await hub.listen(`@${opts.abstract}`));
-    if (wantMq || opts.signals.length > 0) trap = openTrap(opts, wantMq, ctx);
-    if (trap && wantMq) {
-      const mqOpts = { mode: opts.mode, notifySignal: notifySignal(opts.signals) };
-      const adopted = passed("mqueue")[0];
-      if (adopted) channels.push(adoptMqueue(adopted.fd, adopted.name, mqOpts, trap, ctx));
-      else if (opts.mq !== null) channels.push(openMqueue(opts.mq, mqOpts, trap, ctx));
-    }
-    // Last: our PID is shown (banner, pidfile) only after every handler is installed.
-    if (trap && opts.signals.length > 0) channels.push(openSignals(trap, opts.signals, ctx));
+    if (opts.signals.length > 0) trap = openTrap(opts, ctx);
+    if (trap) channels.push(openSignals(trap, opts.signals, ctx));
+    // After the signals: the mq's watcher thread inherits their blocked mask.
+    const adopted = passed("mqueue")[0];
+    if (adopted) channels.push(adoptMqueue(adopted.fd, adopted.name, ctx));
+    else if (opts.mq !== null) channels.push(openMqueue(opts.mq, { mode: opts.mode }, ctx));
+    // Last: our PID is shown (banner, pidfile) only once every channel is ready.
     if (opts.pidfile !== null) writePidfile(opts.pidfile);
   } catch (err) {
     await close();
@@ -185,13 +182,12 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   };
 }
 
-/** The signal trap, or (when it cannot be built here) undefined and the mq/signal channels skipped with an error. */
-function openTrap(opts: ServeOptions, wantMq: boolean, ctx: ChannelContext): SignalTrap | undefined {
+/** The signal trap, or (when it cannot be built here) undefined and the signal channel skipped with an error. */
+function openTrap(opts: ServeOptions, ctx: ChannelContext): SignalTrap | undefined {
   try {
     return SignalTrap.open(ctx);
   } catch (err) {
-    const off = [opts.signals.length > 0 ? "signal" : "", wantMq ? "message-queue" : ""].filter(Boolean);
-    log.error(`${(err as Error).message}; the ${off.join(" and ")} channel${off.length > 1 ? "s are" : " is"} off`);
+    log.error(`${(err as Error).message}; the signal channel is off`);
     // Signals we would have listened on must not kill us instead (their default action).
     for (const sig of opts.signals) {
       try {
@@ -202,11 +198,4 @@ function openTrap(opts: ServeOptions, wantMq: boolean, ctx: ChannelContext): Sig
     }
     return undefined;
   }
-}
-
-/** The highest real-time signal nobody asked to listen on: mq_notify raises it. */
-function notifySignal(listened: readonly number[]): number {
-  const { min, max } = rtSignalRange();
-  for (let sig = max; sig >= min; sig--) if (!listened.includes(sig)) return sig;
-  throw new Error("every real-time signal is listened on: none is left for mq_notify");
 }

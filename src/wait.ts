@@ -31,7 +31,9 @@ export async function serving(t: WaitTarget): Promise<boolean> {
 
 /**
  * The pid registered for notification on a queue (0 if none), from its status
- * line. Registering ourselves to find out would make a starting postbox see EBUSY.
+ * line: a serving postbox keeps the queue claimed (mq_notify SIGEV_NONE), and
+ * re-claims it within microseconds of each message. Registering ourselves to find
+ * out would make a starting postbox see EBUSY.
  */
 function mqReader(name: string): number {
   let mqd: number;

@@ -117,6 +117,19 @@ describe("message-queue channel", () => {
     }
   });
 
+  test.skipIf(!have("cc"))("where mq_notify is missing (ENOSYS, as under qemu-user) the queue is still served, with a warning", async () => {
+    using dir = tempDir();
+    using q = queue();
+    const built = await sh(dir.path, `cc -DNR=__NR_mq_notify -o no-mq-notify ${join(import.meta.dir, "helpers", "enosys.c")}`);
+    expect(built.exitCode).toBe(0);
+    mqPut(q.name, [["left", 1]]);
+    await using pb = await startPostbox(dir.path, [...only, "--mq", q.name], { wrap: [join(dir.path, "no-mq-notify")] });
+    expect(pb.stderr.text).toStartWith(`postbox: warning: mq ${q.name}: mq_notify is not available here (ENOSYS)`);
+    expect(await pb.waitLines(1)).toEqual(["mqueue[prio=1]: left"]);
+    mqPut(q.name, [["after", 2]]);
+    expect(await pb.waitLines(2)).toEqual(["mqueue[prio=1]: left", "mqueue[prio=2]: after"]);
+  });
+
   test("a burst larger than the queue (10 slots) arrives complete while the sender blocks", async () => {
     using dir = tempDir();
     using q = queue();

@@ -1,33 +1,31 @@
-// POSIX message queue channel. Readiness without threads or polling: mq_notify
-// sends a real-time signal (si_code SI_MESGQ) into the signal trap when a message
-// lands in the empty queue; then we drain it, and re-arm once it is quiet.
+// POSIX message queue channel. On Linux an mqd_t is an fd that poll can watch:
+// readiness comes from the queue descriptor itself (a Worker blocks in ppoll on
+// it, see fdwatch.ts), never from signals. The main thread drains the queue, then
+// re-arms the watch; mq_notify(SIGEV_NONE) only claims the queue as its reader.
 import { fchmodSync } from "node:fs";
 import { PostboxError, SysError, reason } from "../errors.ts";
-import { mqClose, mqGetattr, mqNotifySignal, mqOpen, mqReceive, mqStatus, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking, waitReadable } from "../ffi/libc.ts";
+import { mqClaim, mqClose, mqGetattr, mqOpen, mqReceive, mqStatus, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking, waitReadable } from "../ffi/libc.ts";
 import { mqueueSender, type Sender } from "../format.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { selfCommand } from "../self.ts";
-import type { SignalTrap } from "./signals.ts";
+import { watchReadable, type FdWatch } from "./fdwatch.ts";
 
-const SI_MESGQ = -3;
 /** Messages taken per loop turn before yielding, so a flood cannot starve the other channels. */
 const BATCH = 1024;
 /** ...and the longest a loop turn may spend on the queue. */
 const TURN_MS = 2;
 /**
  * While the queue flows, how long to wait for a sender to refill it before we
- * sleep on mq_notify: first by asking again (a sender in step with us is back
- * within microseconds; being put to sleep and woken costs more), then in ppoll
- * (a sender blocked on a full 10-slot queue is back within ~100 µs, and a
- * notification round trip per refill costs far more).
+ * hand it back to the watcher: first by asking again (a sender in step with us is
+ * back within microseconds; being put to sleep and woken costs more), then in
+ * ppoll (a sender blocked on a full 10-slot queue is back within ~100 µs, and a
+ * wake-up round trip through the watcher per refill costs far more).
  */
 const SPIN_MS = 0.01;
 const REFILL_US = 200;
 
 export interface MqueueOptions {
   mode: number;
-  /** The real-time signal mq_notify should raise (one nobody listens to). */
-  notifySignal: number;
 }
 
 /** Open the queue, creating it with exactly `mode` when it does not exist. */
@@ -43,7 +41,7 @@ function open(name: string, mode: number): number {
   return mqOpen(name, O_RDONLY | O_NONBLOCK);
 }
 
-export function openMqueue(name: string, opts: MqueueOptions, trap: SignalTrap, ctx: ChannelContext): ChannelHandle {
+export function openMqueue(name: string, opts: MqueueOptions, ctx: ChannelContext): ChannelHandle {
   let mqd: number;
   try {
     mqd = open(name, opts.mode);
@@ -54,20 +52,20 @@ export function openMqueue(name: string, opts: MqueueOptions, trap: SignalTrap, 
         : reason(err);
     throw new PostboxError(`cannot open the message queue ${name}: ${why}`);
   }
-  return serveMqueue(mqd, name, opts, trap, ctx);
+  return serveMqueue(mqd, name, ctx);
 }
 
 /** A queue passed by systemd (ListenMessageQueue=): its descriptor is already open. */
-export function adoptMqueue(mqd: number, name: string, opts: MqueueOptions, trap: SignalTrap, ctx: ChannelContext): ChannelHandle {
+export function adoptMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHandle {
   try {
     setNonBlocking(mqd); // mq_receive must answer EAGAIN, never wait
   } catch (err) {
     throw new PostboxError(`cannot use the passed message queue ${name}: ${reason(err)}`);
   }
-  return serveMqueue(mqd, name, opts, trap, ctx);
+  return serveMqueue(mqd, name, ctx);
 }
 
-function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: SignalTrap, ctx: ChannelContext): ChannelHandle {
+function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHandle {
   // An existing queue keeps the attributes it was made with: size the buffer from it.
   const buf = new Uint8Array(mqGetattr(mqd).msgsize);
   const prio = new Uint32Array(1);
@@ -78,7 +76,8 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
     return s;
   };
   let serving = true;
-  let armed = false;
+  /** mq_notify works here (under qemu-user it is ENOSYS: then another reader cannot be told). */
+  let claims = true;
   let polling: ReturnType<typeof setImmediate> | undefined;
 
   /** One message into buf (its length), or -1: the queue is empty, and stayed so if it was flowing. */
@@ -120,82 +119,83 @@ function serveMqueue(mqd: number, name: string, opts: MqueueOptions, trap: Signa
     }
     return got;
   };
-  const arm = (): void => {
+  /**
+   * Claim the queue again: the kernel dropped our registration when a message
+   * landed on the empty queue. EBUSY means another process registered meanwhile.
+   */
+  const claim = (): void => {
+    if (!claims) return;
     try {
-      mqNotifySignal(mqd, opts.notifySignal);
+      mqClaim(mqd);
     } catch (err) {
-      // EBUSY is also what our own registration answers, once recheck() raced a notification.
-      if (!(err instanceof SysError && err.code === "EBUSY" && mqStatus(mqd).notifyPid === process.pid)) throw err;
+      if (err instanceof SysError && err.code === "ENOSYS") {
+        claims = false;
+        ctx.warn(`mq ${name}: mq_notify is not available here (ENOSYS): another reader of the queue cannot be detected, and postbox wait --mq cannot see this one`);
+        return;
+      }
+      throw err;
     }
-    armed = true;
   };
-  /**
-   * A notification is a queued real-time signal. When a signal flood has used up
-   * RLIMIT_SIGPENDING the kernel drops it — unregistering us all the same — and
-   * the queue would wait for a notification that never comes. So after each
-   * batch of signals: messages waiting and nobody registered means that happened.
-   */
-  const recheck = (): void => {
-    if (!serving || !armed || polling !== undefined) return;
-    try {
-      const { bytes, notifyPid } = mqStatus(mqd);
-      if (bytes === 0 || notifyPid === process.pid) return;
-    } catch {
-      return;
-    }
-    armed = false;
-    pump();
-  };
-  /**
-   * Take messages until the queue is quiet; then arm mq_notify and look once
-   * more: a message that came just before arming raises no signal.
-   */
+  /** Take messages until the queue is empty, claim it, and hand it back to the watcher. */
   const pump = (): void => {
     polling = undefined;
     if (!serving) return;
-    receive();
-    if (more && serving && ctx.taking) {
-      polling = setImmediate(pump); // more may be waiting: let the other channels in first
-      return;
-    }
-    if (!armed) {
-      try {
-        arm();
-      } catch (err) {
-        const who = err instanceof SysError && err.code === "EBUSY" ? "another process now reads it" : reason(err);
-        ctx.warn(`mq ${name}: cannot watch the queue any more (${who}); the mq channel stops`);
-        serving = false;
+    try {
+      receive();
+      if (more && serving && ctx.taking) {
+        polling = setImmediate(pump); // more may be waiting: let the other channels in first
         return;
       }
+      if (!serving || !ctx.taking) return; // nothing more is taken: no need to watch
+      claim();
+    } catch (err) {
+      stop(err instanceof SysError && err.code === "EBUSY" ? `another process${otherPid()} now reads it` : reason(err));
+      return;
     }
-    if (receive() > 0) polling = setImmediate(pump);
+    watch.rearm();
+  };
+  const otherPid = (): string => {
+    try {
+      const pid = mqStatus(mqd).notifyPid;
+      return pid > 0 ? ` (pid ${pid})` : "";
+    } catch {
+      return "";
+    }
+  };
+  const stop = (why: string): void => {
+    if (!serving) return;
+    ctx.warn(`mq ${name}: cannot read the queue any more (${why}); the mq channel stops`);
+    close();
+  };
+  const close = (): void => {
+    if (!serving) return;
+    serving = false;
+    if (polling) clearImmediate(polling);
+    watch.close();
+    mqClose(mqd); // drops our claim; the queue and its messages stay
   };
 
-  trap.on(opts.notifySignal, (r) => {
-    if (r.code !== SI_MESGQ || !serving) return;
-    armed = false; // a notification unregisters us
-    if (polling === undefined) pump();
-  });
-  trap.afterSignals(recheck);
   try {
-    arm(); // at once: EBUSY means another reader is live
+    claim(); // at once: EBUSY means another reader is live
   } catch (err) {
     mqClose(mqd);
     if (err instanceof SysError && err.code === "EBUSY")
       throw new PostboxError(`cannot read the message queue ${name}: another process (a running postbox?) is already reading it`);
     throw new PostboxError(`cannot watch the message queue ${name}: ${reason(err)}`);
   }
+  let watch: FdWatch;
+  try {
+    // Armed from the start: what arrives before the first drain is seen again after it.
+    watch = watchReadable(mqd, () => polling === undefined && pump(), stop);
+  } catch (err) {
+    mqClose(mqd);
+    throw new PostboxError(`cannot watch the message queue ${name}: starting the watcher thread failed: ${reason(err)}`);
+  }
   pump(); // what was left while nobody read, in the queue's priority order
 
   return {
     kind: "mqueue",
     where: `${selfCommand()} send --mq ${name} 4`,
-    close() {
-      if (!serving) return;
-      serving = false;
-      if (polling) clearImmediate(polling);
-      trap.off(opts.notifySignal);
-      mqClose(mqd); // drops the notification; the queue and its messages stay
-    },
+    close,
   };
 }

@@ -11,7 +11,6 @@ import { readFd, type FdReader } from "./reader.ts";
 /** One record pipe for the process; channels subscribe per signal number. */
 export class SignalTrap {
   private readonly handlers = new Map<number, (r: SignalRecord) => void>();
-  private readonly afterEach: (() => void)[] = [];
   private readonly reader: FdReader;
   private tail: Uint8Array = new Uint8Array(0);
   private lost = 0;
@@ -48,11 +47,6 @@ export class SignalTrap {
     this.handlers.set(sig, fn);
   }
 
-  /** Call fn after each batch of signals handled (a burst may have cost the kernel others). */
-  afterSignals(fn: () => void): void {
-    this.afterEach.push(fn);
-  }
-
   off(sig: number): void {
     this.handlers.delete(sig);
   }
@@ -70,7 +64,6 @@ export class SignalTrap {
       data.set(chunk, this.tail.byteLength);
     }
     this.tail = parseRecords(data, (r) => this.handlers.get(r.signo)?.(r));
-    for (const fn of this.afterEach) fn();
     const dropped = this.lib.dropped();
     if (dropped > this.lost) {
       this.ctx.warn(`signal pipe full: ${dropped - this.lost} signal(s) lost (${dropped} in all)`);
