@@ -178,6 +178,28 @@ describe("message-queue channel", () => {
     expect(await pb.waitLines(1)).toEqual(["mqueue[prio=2]: first still"]);
   });
 
+  test("a reader that claims the queue while postbox drains it is reported; postbox leaves the queue to it", async () => {
+    using dir = tempDir();
+    using q = queue();
+    await using pb = await startPostbox(dir.path, [...only, "--mq", q.name]);
+    process.kill(pb.pid, "SIGSTOP"); // so the rival gets in between a message and postbox's re-claim
+    const rival = Bun.spawn([process.execPath, join(import.meta.dir, "helpers", "mq-claim.ts"), q.name], { stdin: "pipe", stdout: "pipe" });
+    try {
+      mqPut(q.name, [["taken before the rival", 0]]); // lands on the empty queue: the kernel drops postbox's claim
+      const said = await rival.stdout.getReader().read(); // it stays, holding the claim
+      expect(new TextDecoder().decode(said.value)).toBe("claimed\n");
+      process.kill(pb.pid, "SIGCONT");
+      await pb.waitStderr(/another process \(pid \d+\) now reads it\); the mq channel stops/);
+      expect(pb.stderr.text).toContain(`(pid ${rival.pid})`);
+      expect(pb.lines()).toEqual(["mqueue[prio=0]: taken before the rival"]);
+      expect((await runPostbox(dir.path, ["wait", "--mq", q.name, "--timeout", "1"])).exitCode).toBe(0); // the rival holds it
+      expect(pb.proc.exitCode).toBeNull(); // the other channels would go on
+    } finally {
+      process.kill(pb.pid, "SIGCONT");
+      rival.kill();
+    }
+  });
+
   test("postbox send --mq: a missing queue and a full one are clear errors", async () => {
     using dir = tempDir();
     using q = queue();

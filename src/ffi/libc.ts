@@ -138,6 +138,7 @@ export function niceThisThread(increment: number): void {
 
 const POLLIN = 0x1;
 const POLLHUP = 0x10;
+const POLLNVAL = 0x20;
 const POLLRDHUP = 0x2000;
 
 const waitFor = new BigInt64Array(2); // struct timespec
@@ -184,7 +185,8 @@ export function waitReadableOrWoken(fd: number, wake: number): "readable" | "wok
   twoPollEvents[3] = twoPollEvents[7] = 0;
   if (ppollFds(twoPollFds, 2, Infinity, `fd ${fd}`) === 0) return null;
   if (twoPollEvents[7] !== 0) return "woken";
-  return twoPollEvents[3] !== 0 ? "readable" : null;
+  if (twoPollEvents[3]! & POLLNVAL) throw new SysError("ppoll", "EBADF", constants.errno.EBADF, `fd ${fd}`);
+  return twoPollEvents[3] !== 0 ? "readable" : null; // POLLERR/POLLHUP too: the reader finds out why
 }
 
 const EFD_CLOEXEC = 0o2000000;
