@@ -45,7 +45,7 @@ describe("message-queue channel", () => {
     expect(second.stdout).toBe("mqueue[prio=0]: m3\nmqueue[prio=0]: m4\nmqueue[prio=0]: m5\n");
   });
 
-  test("a notification the kernel drops (RLIMIT_SIGPENDING used up by a signal flood) leaves no message unread", async () => {
+  test("a signal flood that uses up postbox's RLIMIT_SIGPENDING leaves no message unread", async () => {
     using dir = tempDir();
     using q = queue();
     mqPut(q.name, []); // created before postbox, so nothing is waiting at start
