@@ -4,8 +4,9 @@
 // qemu-user quirks (PLATFORM-NOTES), so these tests do not chase ghosts:
 // - it shifts real-time signals by 2: the guest's SIGRTMIN (34) is the host's
 //   signal 36 (host SIGRTMIN+2); host SIGRTMIN arrives as guest 32 and kills.
-// - mq_notify is ENOSYS: the arm64 binary's mq is tested as a sender only, into
-//   an x86_64 postbox.
+// - mq_notify is ENOSYS: the arm64 postbox still serves its queue (readiness is
+//   ppoll on the queue descriptor) and warns that a second reader cannot be told;
+//   the arm64 binary's send --mq goes into an x86_64 postbox.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync } from "node:fs";
 import { join } from "node:path";
@@ -115,6 +116,31 @@ describe.skipIf(skipWhy !== null)("linux-arm64 under qemu-user", () => {
       expect(Math.max(...values)).toBe(5000);
       expect(pb.stderr.text).not.toContain("lost");
       expect(pb.proc.exitCode).toBeNull();
+    },
+    STARTUP * 2,
+  );
+
+  test(
+    "the arm64 postbox serves its mq under qemu (mq_notify is ENOSYS there: one warning, every message)",
+    async () => {
+      using dir = tempDir();
+      chmodSync(dir.path, 0o1777);
+      const own = 30_000 + (process.pid % 10_000); // a uid of our own: see the next test
+      const asUser = uid === 0 && Bun.which("setpriv") ? ["setpriv", `--reuid=${own}`, `--regid=${own}`, "--clear-groups"] : [];
+      const mq = mqName();
+      try {
+        const pb = await startPostbox(dir.path, ["--mq", mq, "--no-fifo", "--no-socket", "--no-signals"], { wrap: [...asUser, ...wrap], bin: ARM_BIN, ready: false });
+        await using _pb = pb;
+        await pb.waitStderr(/Santas Postbox is open![^]*\n$/, STARTUP);
+        expect(pb.stderr.text).toStartWith(`postbox: warning: mq ${mq}: mq_notify is not available here (ENOSYS)`);
+        const lines = Array.from({ length: 1000 }, (_, i) => `m${i}`);
+        const p = Bun.spawn([...asUser, join(ROOT, "postbox"), "send", "--mq", mq, "--wait"], { cwd: dir.path, stdin: new Blob([lines.join("\n")]), stderr: "pipe" });
+        expect(await p.exited).toBe(0);
+        const got = await pb.waitLines(1000, STARTUP);
+        expect(got).toEqual(lines.map((l) => `mqueue[prio=0]: ${l}`));
+      } finally {
+        mqRemove(mq);
+      }
     },
     STARTUP * 2,
   );
