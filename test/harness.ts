@@ -26,9 +26,15 @@ export function tempDir(prefix = "postbox-test-"): { path: string; [Symbol.dispo
 
 let mqCounter = 0;
 const mqNames = new Set<string>();
-// Safety net: queues outlive processes and count against RLIMIT_MSGQUEUE, so even
-// a test that failed half-way must not leave one behind.
-process.on("exit", () => mqNames.forEach(mqRemove));
+/**
+ * Safety net: queues outlive processes and count against RLIMIT_MSGQUEUE, so even
+ * a test that failed half-way must not leave one behind. Called by test/preload.ts
+ * after the run (process.on("exit") never runs under bun test).
+ */
+export function removeTestQueues(): void {
+  mqNames.forEach(mqRemove);
+  mqNames.clear();
+}
 
 /** A message queue name no other test (or run) uses; removed at the latest when the test run ends. */
 export function mqName(): string {
