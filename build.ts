@@ -44,8 +44,8 @@ const executablePath = cross && localVersion === Bun.version && existsSync(join(
 let result: Awaited<ReturnType<typeof Bun.build>>;
 try {
   result = await Bun.build({
-    // the Worker threads (the forwarder's, the mq watcher's) are their own entry points, embedded beside the CLI
-    entrypoints: ["./src/cli.ts", "./src/sinks/forward-worker.ts", "./src/channels/fdwatch-worker.ts"],
+    // the Worker threads (the forwarder's, the mq watcher's, the datagram reader) are their own entry points, embedded beside the CLI
+    entrypoints: ["./src/cli.ts", "./src/sinks/forward-worker.ts", "./src/channels/fdwatch-worker.ts", "./src/channels/dgram-reader.ts"],
     target: "bun",
     format: "esm",
     minify: true,

@@ -2,11 +2,12 @@
 // LISTEN_PID naming us and LISTEN_FDNAMES naming them.
 import { fstatSync } from "node:fs";
 import { PostboxError } from "./errors.ts";
+import { socketType } from "./ffi/dgram.ts";
 import { mqGetattr } from "./ffi/libc.ts";
 
 export interface ActivatedFd {
   fd: number;
-  kind: "socket" | "fifo" | "mqueue";
+  kind: "socket" | "dgram" | "fifo" | "mqueue";
   /** LISTEN_FDNAMES entry, or "fd N". */
   name: string;
 }
@@ -37,7 +38,7 @@ function classify(fd: number, name: string): ActivatedFd["kind"] {
   } catch {
     throw new PostboxError(`socket activation: passed fd ${fd} (${name}) is not open`);
   }
-  if (st.isSocket()) return "socket";
+  if (st.isSocket()) return socketType(fd) === "dgram" ? "dgram" : "socket"; // ListenDatagram= or ListenStream=
   if (st.isFIFO()) return "fifo";
   try {
     mqGetattr(fd); // succeeds only on a message queue descriptor

@@ -13,7 +13,7 @@ import { waitUntilServing } from "./wait.ts";
 
 /** One write, so whoever waits for it sees it whole. */
 function banner(box: Postbox): void {
-  const label = { fifo: "fifo", socket: "socket", signals: "signal", mqueue: "mq_send" } as const;
+  const label = { fifo: "fifo", socket: "socket", signals: "signal", mqueue: "mq_send", dgram: "dgram" } as const;
   const lines = box.channels.map((ch) => `... by ${`${label[ch.kind]}:`.padEnd(7)} ${ch.where}`);
   log.info(["Santas Postbox is open! Send your requests ...", ...lines].join("\n"));
 }
@@ -60,7 +60,7 @@ const waitCmd = defineCommand({
   async run({ rawArgs }) {
     const { target, timeout } = parseWait(rawArgs);
     if (!(await waitUntilServing(target, timeout * 1000))) {
-      const where = target.kind === "socket" ? target.address : target.kind === "fifo" ? target.path : target.name;
+      const where = target.kind === "socket" || target.kind === "dgram" ? target.address : target.kind === "fifo" ? target.path : target.name;
       throw new PostboxError(`no postbox is serving ${where} after ${timeout} s`);
     }
   },

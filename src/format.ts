@@ -2,7 +2,7 @@
 // carries a raw control byte or invalid UTF-8: those are written as escapes.
 import type { Output } from "./output.ts";
 
-export type Channel = "fifo" | "socket" | "signal" | "mqueue";
+export type Channel = "fifo" | "socket" | "signal" | "mqueue" | "dgram";
 
 /** Who a message came from; fields appear in --json, prefix starts the text line. */
 export interface Sender {
@@ -53,6 +53,22 @@ export function signalSender(pid: number, uid: number, sig: string, value: numbe
     case "kernel":
       return { channel: "signal", prefix, fields: { pid, uid, sig, value, code } };
   }
+}
+
+/** A datagram's sender (SCM_CREDENTIALS), plus what --syslog decoded from its header. */
+export function dgramSender(
+  via: string,
+  cred: { pid: number; uid: number; gid: number } | null,
+  comm?: string,
+  syslog?: { severity: string; fields: Readonly<Record<string, string>> },
+): Sender {
+  const fields: Record<string, string | number> = cred ? { pid: cred.pid, uid: cred.uid, gid: cred.gid } : {};
+  if (comm !== undefined) fields.comm = comm;
+  fields.via = via;
+  if (syslog) Object.assign(fields, syslog.fields);
+  const who = cred ? `pid=${cred.pid},uid=${cred.uid},gid=${cred.gid}` : "sender unknown";
+  const sev = syslog ? `,sev=${syslog.severity}` : "";
+  return { channel: "dgram", prefix: `dgram[${who}${sev}]: `, fields };
 }
 
 export function mqueueSender(via: string, prio: number): Sender {

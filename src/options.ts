@@ -21,7 +21,9 @@ export const serveArgs = {
     valueHint: "list",
     description: `Signals to take: USR1, USR2, RTMIN, RTMIN+n, RTMAX-n (--no-signals: none) [${DEFAULTS.signals.join(",")}]`,
   },
-  mode: { type: "string", valueHint: "octal", description: "Permissions of fifo, socket and mq [0600]" },
+  dgram: { type: "string", valueHint: "path|@name", description: "Also receive datagrams here (logger -u, syslog(3), sd_notify); repeatable [off]" },
+  syslog: { type: "boolean", description: "Decode RFC 3164/5424 headers of datagrams (facility, severity, tag, …)" },
+  mode: { type: "string", valueHint: "octal", description: "Permissions of fifo, socket, dgram and mq [0600]" },
   json: { type: "boolean", description: "One JSON object per message (NDJSON) instead of text" },
   store: { type: "string", valueHint: "file", description: "Also append every message to file as NDJSON, fsynced (SIGHUP reopens it)" },
   forward: { type: "string", valueHint: "url", description: "Forward every stored message, at least once: syslog+tcp://host:port or syslog+tls://host:port (needs --store)" },
@@ -177,6 +179,24 @@ const MQ_PRIO_TOP = 32767;
 /** pid_t is an int: anything above is not a process (below it the kernel answers ESRCH). */
 const PID_TOP = 2 ** 31 - 1;
 
+/** Every value of a repeatable option (citty keeps only the last). */
+function repeated(raw: readonly string[], flag: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const tok = raw[i]!;
+    if (tok === "--") break;
+    if (tok === `--${flag}`) values.push(raw[++i] ?? "");
+    else if (tok.startsWith(`--${flag}=`)) values.push(tok.slice(flag.length + 3));
+  }
+  return values;
+}
+
+/** A datagram address: a path, or @name for the abstract namespace. */
+function dgramAddress(value: string, flag = "dgram"): string {
+  if (value === "" || value === "@") throw new UsageError(`--${flag} needs a path or @name`);
+  return socketAddress(value, flag)!;
+}
+
 /** A path option: its value, null for --no-<name>, or the default. */
 function pathOption(value: unknown, flag: string, dflt: string): string | null {
   if (value === false) return null;
@@ -227,6 +247,8 @@ export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeO
     abstract,
     mq,
     signals,
+    dgram: [...new Set(repeated(raw, "dgram").map((v) => dgramAddress(v)))],
+    syslog: a.syslog === true,
     mode: parseInt(modeText, 8),
     json: a.json === true,
     maxMessage: integer(a["max-message"], "max-message", DEFAULTS.maxMessage, 1, MAX_MESSAGE, " (longer lines come in pieces)"),
@@ -250,7 +272,8 @@ export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeO
     if (opts.store === null) throw new UsageError("--forward needs --store <file>: messages are forwarded from the store, so that none is lost while the collector is away");
     opts.forward = parseForward(a.forward, tlsFiles);
   } else if (Object.values(tlsFiles).some((v) => v !== undefined)) throw new UsageError("--forward-ca, --forward-cert and --forward-key go with --forward");
-  const none = opts.fifo === null && opts.socket === null && opts.abstract === null && opts.mq === null;
+  if (opts.syslog && opts.dgram.length === 0 && !activated.some((f) => f.kind === "dgram")) throw new UsageError("--syslog goes with --dgram");
+  const none = opts.fifo === null && opts.socket === null && opts.abstract === null && opts.mq === null && opts.dgram.length === 0;
   if (none && opts.signals.length === 0 && activated.length === 0)
     throw new UsageError("every channel is turned off: nothing to serve");
   return opts;
@@ -261,6 +284,7 @@ export const sendArgs = {
   abstract: { type: "string", valueHint: "name", description: "Post to the abstract socket @name" },
   fifo: { type: "string", valueHint: "path", description: "Post to the FIFO at path (fails at once when nobody reads it)" },
   mq: { type: "string", valueHint: "name", description: "Post to the POSIX message queue name" },
+  dgram: { type: "string", valueHint: "path|@name", description: "Post each message as one datagram to path or @name" },
   prio: { type: "string", valueHint: "n", description: "mq priority [0]" },
   wait: { type: "boolean", description: "mq: block while the queue is full instead of failing" },
   signal: { type: "string", valueHint: "SIG", description: "Post a sigqueue value with signal SIG (USR1, RTMIN+n, …) to --pid" },
@@ -272,9 +296,9 @@ export const sendArgs = {
 export function parseSend(raw: string[]): { target: SendTarget; words: string[] } {
   const words = checkFlags(raw, sendArgs, new Set());
   const a = parseArgs<typeof sendArgs>(raw, sendArgs);
-  const chosen = (["socket", "abstract", "fifo", "mq", "signal"] as const).filter((k) => a[k] !== undefined);
-  if (chosen.length !== 1) throw new UsageError("send needs exactly one target: --socket, --abstract, --fifo, --mq or --signal");
-  const value = (k: "socket" | "abstract" | "fifo" | "mq" | "signal"): string => pathOption(a[k], k, "") ?? "";
+  const chosen = (["socket", "abstract", "fifo", "mq", "dgram", "signal"] as const).filter((k) => a[k] !== undefined);
+  if (chosen.length !== 1) throw new UsageError("send needs exactly one target: --socket, --abstract, --fifo, --mq, --dgram or --signal");
+  const value = (k: "socket" | "abstract" | "fifo" | "mq" | "dgram" | "signal"): string => pathOption(a[k], k, "") ?? "";
   let target: SendTarget;
   switch (chosen[0]!) {
     case "socket":
@@ -288,6 +312,9 @@ export function parseSend(raw: string[]): { target: SendTarget; words: string[] 
       break;
     case "mq":
       target = { kind: "mq", name: value("mq"), prio: integer(a.prio, "prio", 0, 0, MQ_PRIO_TOP), wait: a.wait === true };
+      break;
+    case "dgram":
+      target = { kind: "dgram", address: dgramAddress(value("dgram")) };
       break;
     case "signal": {
       let sig: number;
@@ -311,14 +338,15 @@ export const waitArgs = {
   abstract: { type: "string", valueHint: "name", description: "Wait for a postbox on the abstract socket @name" },
   fifo: { type: "string", valueHint: "path", description: "Wait for a postbox reading this FIFO" },
   mq: { type: "string", valueHint: "name", description: "Wait for a postbox reading this message queue" },
+  dgram: { type: "string", valueHint: "path|@name", description: "Wait for a receiver bound to this datagram socket" },
   timeout: { type: "string", valueHint: "s", description: "Give up (exit 1) after s seconds [30]" },
 } as const satisfies ArgsDef;
 
 export function parseWait(raw: string[]): { target: WaitTarget; timeout: number } {
   checkFlags(raw, waitArgs, new Set());
   const a = parseArgs<typeof waitArgs>(raw, waitArgs);
-  const chosen = (["socket", "abstract", "fifo", "mq"] as const).filter((k) => a[k] !== undefined);
-  if (chosen.length > 1) throw new UsageError("wait takes one target: --socket, --abstract, --fifo or --mq");
+  const chosen = (["socket", "abstract", "fifo", "mq", "dgram"] as const).filter((k) => a[k] !== undefined);
+  if (chosen.length > 1) throw new UsageError("wait takes one target: --socket, --abstract, --fifo, --mq or --dgram");
   const k = chosen[0] ?? "socket";
   const v = pathOption(a[k], k, DEFAULTS.socket)!;
   const target: WaitTarget =
@@ -326,7 +354,9 @@ export function parseWait(raw: string[]): { target: WaitTarget; timeout: number 
       ? { kind: "fifo", path: filePath(v, "fifo")! }
       : k === "mq"
         ? { kind: "mq", name: v }
-        : { kind: "socket", address: k === "abstract" ? `@${abstractName(v)}` : socketAddress(v, "socket")! };
+        : k === "dgram"
+          ? { kind: "dgram", address: dgramAddress(v) }
+          : { kind: "socket", address: k === "abstract" ? `@${abstractName(v)}` : socketAddress(v, "socket")! };
   return { target, timeout: seconds(a.timeout, "timeout", 30) };
 }
 

@@ -4,6 +4,7 @@ import { openFifo } from "./channels/fifo.ts";
 import { openMqueue } from "./channels/mqueue.ts";
 import { openSignals, SignalTrap } from "./channels/signals.ts";
 import { SocketHub } from "./channels/socket.ts";
+import { adoptDgram, openDgram } from "./channels/dgram.ts";
 import { ignoreSignal } from "./ffi/libc.ts";
 import { signalName } from "./signames.ts";
 import { EXIT, reason } from "./errors.ts";
@@ -137,7 +138,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     })());
 
   // A channel passed by systemd replaces the one we would open ourselves.
-  const passed = (kind: "socket" | "fifo" | "mqueue") => opts.activated.filter((a) => a.kind === kind);
+  const passed = (kind: "socket" | "fifo" | "mqueue" | "dgram") => opts.activated.filter((a) => a.kind === kind);
   const fifoOpts = { mode: opts.mode, maxMessage: opts.maxMessage, quiet: opts.linger || 100 };
   try {
     for (const a of passed("fifo")) channels.push(adoptFifo(a.fd, a.name, fifoOpts, ctx));
@@ -151,6 +152,10 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     const adopted = passed("mqueue")[0];
     if (adopted) channels.push(adoptMqueue(adopted.fd, adopted.name, ctx));
     else if (opts.mq !== null) channels.push(openMqueue(opts.mq, { mode: opts.mode }, ctx));
+    // After the signals too: the datagram reader's thread inherits their blocked mask.
+    const dgramOpts = { mode: opts.mode, maxMessage: opts.maxMessage, syslog: opts.syslog, fields: opts.json || opts.store !== null };
+    for (const a of passed("dgram")) channels.push(adoptDgram(a.fd, a.name, dgramOpts, ctx));
+    if (passed("dgram").length === 0) for (const address of opts.dgram) channels.push(openDgram(address, dgramOpts, ctx));
     // Last: our PID is shown (banner, pidfile) only once every channel is ready.
     if (opts.pidfile !== null) writePidfile(opts.pidfile);
   } catch (err) {

@@ -2,6 +2,7 @@
 import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { PostboxError, SysError, UsageError, errnoName, reason } from "./errors.ts";
 import { mqClose, mqGetattr, mqOpen, mqSend, O_NONBLOCK, O_WRONLY, sigqueue } from "./ffi/libc.ts";
+import { DatagramSender } from "./ffi/dgram.ts";
 import { signalName } from "./signames.ts";
 
 export type SendTarget =
@@ -9,6 +10,7 @@ export type SendTarget =
   | { kind: "abstract"; name: string }
   | { kind: "fifo"; path: string }
   | { kind: "mq"; name: string; prio: number; wait: boolean }
+  | { kind: "dgram"; address: string }
   | { kind: "signal"; sig: number; pid: number };
 
 /** Hand every message to the kernel channel; throws PostboxError saying what failed. */
@@ -21,9 +23,43 @@ export async function send(target: SendTarget, messages: AsyncIterable<string> |
       return sendFifo(target.path, messages);
     case "mq":
       return sendMq(target, messages);
+    case "dgram":
+      return sendDgram(target.address, messages);
     case "signal":
       return sendSignal(target, messages);
   }
+}
+
+/** One datagram per message; blocks while the receiver's queue is full, as logger does. */
+async function sendDgram(address: string, messages: AsyncIterable<string> | Iterable<string>): Promise<number> {
+  const why = (err: unknown): string => {
+    const code = errnoName(err);
+    if (code === "ECONNREFUSED") return "nobody is receiving there (is a postbox serving it with --dgram?)";
+    if (code === "ENOENT") return "no such socket (is a postbox serving it with --dgram?)";
+    if (code === "EPROTOTYPE") return "that is a stream socket (use --socket)";
+    if (code === "EMSGSIZE") return "the message is larger than a datagram may be (the socket's send buffer)";
+    return reason(err);
+  };
+  let sender: DatagramSender;
+  try {
+    sender = new DatagramSender(address);
+  } catch (err) {
+    throw new PostboxError(`cannot send to ${address}: ${why(err)}`);
+  }
+  let n = 0;
+  try {
+    for await (const m of messages) {
+      try {
+        sender.send(Buffer.from(m));
+      } catch (err) {
+        throw new PostboxError(`cannot send to ${address}: ${why(err)}`);
+      }
+      n++;
+    }
+  } finally {
+    sender.close();
+  }
+  return n;
 }
 
 async function sendSocket(address: string, messages: AsyncIterable<string> | Iterable<string>): Promise<number> {

@@ -15,6 +15,10 @@ export interface ServeOptions {
   mq: string | null;
   /** Signal numbers to listen on. [USR1, USR2] */
   signals: number[];
+  /** Datagram sockets to receive on: paths, or "@name" for the abstract namespace. [none] */
+  dgram: string[];
+  /** Decode RFC 3164/5424 headers of datagrams into fields. [off] */
+  syslog: boolean;
   /** Permissions of fifo, socket and mq. [0o600] */
   mode: number;
   json: boolean;
@@ -82,7 +86,7 @@ export interface ChannelContext {
 
 /** An open channel. close() is safe to call twice. */
 export interface ChannelHandle {
-  readonly kind: "fifo" | "socket" | "signals" | "mqueue";
+  readonly kind: "fifo" | "socket" | "signals" | "mqueue" | "dgram";
   /** How a person posts here (for the banner). */
   readonly where: string;
   /** Deliver what is buffered (unfinished lines) and stop taking input. */

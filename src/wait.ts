@@ -2,9 +2,14 @@
 // the line a CI script puts after starting postbox in the background.
 import { closeSync, constants, openSync } from "node:fs";
 import { probeSocket } from "./endpoint.ts";
+import { probeDatagram } from "./ffi/dgram.ts";
 import { mqClose, mqOpen, mqStatus, O_NONBLOCK, O_RDONLY } from "./ffi/libc.ts";
 
-export type WaitTarget = { kind: "socket"; address: string } | { kind: "fifo"; path: string } | { kind: "mq"; name: string };
+export type WaitTarget =
+  | { kind: "socket"; address: string }
+  | { kind: "fifo"; path: string }
+  | { kind: "mq"; name: string }
+  | { kind: "dgram"; address: string };
 
 const POLL_MS = 10;
 
@@ -26,6 +31,12 @@ export async function serving(t: WaitTarget): Promise<boolean> {
       }
     case "mq":
       return mqReader(t.name) !== 0;
+    case "dgram":
+      try {
+        return probeDatagram(t.address) === "live"; // connect(2) only: nothing is sent
+      } catch {
+        return false;
+      }
   }
 }
 

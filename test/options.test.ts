@@ -114,3 +114,19 @@ describe("issue #12: out-of-range values", () => {
     });
   }
 });
+
+describe("datagram options", () => {
+  test("--dgram is repeatable (duplicates once), @name is abstract; --syslog needs a --dgram", () => {
+    const o = parseServe(["--no-fifo", "--dgram", "a", "--dgram=@b", "--dgram", "a", "--syslog"]);
+    expect(o).toMatchObject({ dgram: ["a", "@b"], syslog: true });
+    expect(parseServe([]).dgram).toEqual([]);
+    expect(() => parseServe(["--syslog"])).toThrow(UsageError);
+    expect(() => parseServe(["--dgram", ""])).toThrow(UsageError);
+    expect(() => parseServe(["--dgram", "@"])).toThrow(UsageError);
+    expect(() => parseServe(["--dgram", "d".repeat(108)])).toThrow(UsageError);
+  });
+
+  test("only --dgram is enough to serve", () => {
+    expect(parseServe(["--no-fifo", "--no-socket", "--no-mq", "--no-signals", "--dgram", "d"]).dgram).toEqual(["d"]);
+  });
+});
