@@ -1,6 +1,7 @@
 // npm run bench: the compiled ./postbox under load from separate processes
 // (bench/load.c, built here with the system C compiler so that the generator is
-// never the bottleneck), next to socat and nc as plain byte pipes where present.
+// never the bottleneck), next to socat and nc as plain byte pipes where present,
+// and the datagram channel next to a C recvmsg loop (bench/dgram-recv.c).
 // Prints markdown tables: throughput, latency, output targets, start-up and RSS.
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -13,6 +14,7 @@ const ROOT = resolve(import.meta.dir, "..");
 const BIN = join(ROOT, "postbox");
 const WORK = mkdtempSync(join(tmpdir(), "postbox-bench-"));
 const LOAD = join(WORK, "load");
+const DGRAM_RECV = join(WORK, "dgram-recv");
 const RTMIN = rtSignalRange().min;
 
 function fail(message: string): never {
@@ -25,6 +27,8 @@ const compiler = ["cc", "gcc", "clang"].find((c) => Bun.which(c));
 if (!compiler) fail("needs a C compiler (cc, gcc or clang) for the load generator");
 const built = Bun.spawnSync([compiler, "-O2", "-o", LOAD, join(import.meta.dir, "load.c"), "-lrt"], { stderr: "inherit" });
 if (built.exitCode !== 0) fail("cannot build bench/load.c");
+const builtRecv = Bun.spawnSync([compiler, "-O2", "-o", DGRAM_RECV, join(import.meta.dir, "dgram-recv.c")], { stderr: "inherit" });
+if (builtRecv.exitCode !== 0) fail("cannot build bench/dgram-recv.c");
 
 const nowUs = () => (performance.timeOrigin + performance.now()) * 1000;
 const sleep = (ms: number) => Bun.sleep(ms);
@@ -82,7 +86,8 @@ async function startPostbox(args: string[], out: Out = "pipe", onText?: (t: stri
   const dir = mkdtempSync(join(WORK, "pb-"));
   const mq = `/pbbench_${process.pid}_${++seq}`;
   const stdout = out === "pipe" ? "pipe" : out === "file" ? Bun.file(join(dir, "out.txt")) : "ignore";
-  const p = Bun.spawn([BIN, "--quiet", "--mq", mq, "--signals", "USR1,RTMIN", "--pidfile", "pid", ...args], { cwd: dir, stdout, stderr: "inherit" });
+  const queue = args.includes("--no-mq") ? [] : ["--mq", mq];
+  const p = Bun.spawn([BIN, "--quiet", ...queue, "--signals", "USR1,RTMIN", "--pidfile", "pid", ...args], { cwd: dir, stdout, stderr: "inherit" });
   running.add(p);
   const counter = out === "pipe" ? consume(p.stdout as ReadableStream<Uint8Array>, onText) : null;
   await until(() => existsSync(join(dir, "pid")), "postbox to be ready");
@@ -105,10 +110,10 @@ async function startPostbox(args: string[], out: Out = "pipe", onText?: (t: stri
   };
 }
 
-/** socat or nc as a byte pipe from a listening unix socket to a counted stdout. */
-async function startPipe(cmd: (sock: string) => string[]): Promise<Server> {
+/** socat or nc as a byte pipe from a listening unix socket (or the C datagram receiver) to a counted stdout. */
+async function startPipe(cmd: (sock: string) => string[], name = "socket"): Promise<Server> {
   const dir = mkdtempSync(join(WORK, "pipe-"));
-  const sock = join(dir, "socket");
+  const sock = join(dir, name);
   const p = Bun.spawn(cmd(sock), { cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
   running.add(p);
   const counter = consume(p.stdout as ReadableStream<Uint8Array>);
@@ -133,6 +138,7 @@ const SCENARIOS = {
   fifo: { n: 1_000_000, bytes: 32, load: (s: Server) => runLoad(["fifo", join(s.dir, "fifo"), 1_000_000, 32]) },
   mq: { n: 100_000, bytes: 32, load: (s: Server) => runLoad(["mq", s.mq, 100_000, 32]) },
   rtsig: { n: 10_000, bytes: 4, load: (s: Server) => runLoad(["sig", s.pid, 10_000, RTMIN]) },
+  dgram: { n: 100_000, bytes: 32, load: (s: Server) => runLoad(["dgram", join(s.dir, "dgram"), 100_000, 32]) },
 } as const;
 type Scenario = keyof typeof SCENARIOS;
 
@@ -300,7 +306,8 @@ async function main(): Promise<void> {
   if (which.join() === "forward") return forwarding(); // bun bench/bench.ts forward: that table alone
   const rows: Row[] = [];
   for (const sc of scenarios) {
-    rows.push(await measure(sc, "postbox", await startPostbox([])));
+    rows.push(await measure(sc, "postbox", await startPostbox(sc === "dgram" ? ["--no-fifo", "--no-socket", "--no-mq", "--dgram", "dgram"] : [])));
+    if (sc === "dgram") rows.push(await measure(sc, "C recvmsg loop", await startPipe((p) => [DGRAM_RECV, p], "dgram")));
     if (sc === "stream" || sc === "oneshot") {
       if (Bun.which("socat")) rows.push(await measure(sc, "socat", await startPipe((p) => ["socat", "-u", `UNIX-LISTEN:${p}${sc === "oneshot" ? ",fork" : ""}`, "STDOUT"])));
       if (Bun.which("nc") && sc === "stream") rows.push(await measure(sc, "nc -lU", await startPipe((p) => ["nc", "-d", "-lU", p])));
@@ -308,7 +315,11 @@ async function main(): Promise<void> {
   }
   console.log("## Throughput (stdout to a pipe read by the bench)\n");
   console.log(fmt(rows));
+  const time = (server: string) => rows.find((r) => r.scenario === "dgram" && r.server === server)?.secs;
+  const [pb, c] = [time("postbox"), time("C recvmsg loop")];
+  if (pb !== undefined && c !== undefined) console.log(`\ndgram: postbox / C recvmsg loop = x${(pb / c).toFixed(2)} (target <= 2.0)`);
 
+  if (which.length > 0) return; // only the scenarios asked for
   console.log("\n## stream into other outputs (postbox --count, time until it exits)\n");
   const outs: Row[] = [];
   for (const out of ["pipe", "file", "/dev/null"] as Out[]) {

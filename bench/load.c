@@ -4,6 +4,8 @@
 //   load fifo    PATH N LEN       N lines of LEN bytes into a FIFO
 //   load mq      NAME N LEN       N messages of LEN bytes (blocking when full)
 //   load sig     PID N SIG        N sigqueue() payloads of signal SIG
+//   load dgram   SOCK N LEN       N datagrams of LEN bytes from one blocking sender
+//   load dgram   SOCK N LEN K     the same from K senders at once (N in all)
 //   load lat-<stream|fifo|mq|sig> TARGET N GAP_US [SIG]
 //                                 N messages carrying the CLOCK_REALTIME µs they were sent
 //                                 (sig: µs mod 2^31), one every GAP_US
@@ -34,6 +36,30 @@ static long long now_us(void) {
 static void pause_us(long us) {
   struct timespec t = { us / 1000000, (us % 1000000) * 1000 };
   while (nanosleep(&t, &t) && errno == EINTR) {}
+}
+
+static socklen_t unix_address(const char *path, struct sockaddr_un *a) {
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  if (path[0] == '@') {
+    strncpy(a->sun_path + 1, path + 1, sizeof a->sun_path - 2);
+    return offsetof(struct sockaddr_un, sun_path) + strlen(path);
+  }
+  strncpy(a->sun_path, path, sizeof a->sun_path - 1);
+  return sizeof *a;
+}
+
+/** N datagrams of LEN bytes from one blocking socket: sendto waits while the receiver's queue is full. */
+static void datagrams(const char *path, long n, int len) {
+  struct sockaddr_un a;
+  socklen_t alen = unix_address(path, &a);
+  int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+  if (s < 0) die("socket");
+  char b[65536];
+  memset(b, 'x', sizeof b);
+  for (long i = 0; i < n; i++)
+    while (sendto(s, b, (size_t)len, 0, (struct sockaddr *)&a, alen) < 0) { if (errno != EINTR) die("sendto"); }
+  close(s);
 }
 
 static int connect_to(const char *path) {
@@ -107,6 +133,14 @@ int main(int argc, char **argv) {
     mqd_t q = mq_open(target, O_WRONLY); if (q < 0) die("mq_open");
     char b[8192]; memset(b, 'x', sizeof b);
     for (long i = 0; i < n; i++) mq_put(q, b, (size_t)arg);
+  }
+  else if (!strcmp(mode, "dgram")) {
+    int k = argc > 5 ? atoi(argv[5]) : 1;
+    if (k <= 1) { datagrams(target, n, arg); return 0; }
+    for (int j = 0; j < k; j++) if (fork() == 0) { datagrams(target, n / k + (j < n % k), arg); _exit(0); }
+    int st, bad = 0;
+    while (wait(&st) > 0) bad |= !WIFEXITED(st) || WEXITSTATUS(st);
+    return bad;
   }
   else if (!strcmp(mode, "sig")) { for (long i = 1; i <= n; i++) sig_put(atoi(target), arg, (int)i); } /* arg = SIG */
   else if (!strncmp(mode, "lat-", 4)) {
