@@ -62,11 +62,12 @@ export function dgramSender(
   comm?: string,
   syslog?: { severity: string; fields: Readonly<Record<string, string>> },
 ): Sender {
-  const fields: Record<string, string | number> = cred ? { pid: cred.pid, uid: cred.uid, gid: cred.gid } : {};
+  // No credentials came with it (never seen with SO_PASSCRED set): an unknown sender, as for signals.
+  const fields: Record<string, string | number | null> = cred ? { pid: cred.pid, uid: cred.uid, gid: cred.gid } : { pid: null, uid: null, gid: null };
   if (comm !== undefined) fields.comm = comm;
   fields.via = via;
   if (syslog) Object.assign(fields, syslog.fields);
-  const who = cred ? `pid=${cred.pid},uid=${cred.uid},gid=${cred.gid}` : "sender unknown";
+  const who = cred ? `pid=${cred.pid},uid=${cred.uid},gid=${cred.gid}` : "pid=?,uid=?,gid=?";
   const sev = syslog ? `,sev=${syslog.severity}` : "";
   return { channel: "dgram", prefix: `dgram[${who}${sev}]: `, fields };
 }

@@ -126,8 +126,10 @@ function datagramDelivery(via: string, opts: DgramOptions, ctx: ChannelContext):
   const myUid = process.getuid?.() ?? 0;
   const myGid = process.getgid?.() ?? 0;
   /** A path's mode is enforced by the kernel; an abstract name's by us, from the same bits. */
-  const modeAllows = (uid: number, gid: number): boolean =>
-    !abstract || uid === 0 || uid === myUid || (opts.mode & 0o002) !== 0 || ((opts.mode & 0o020) !== 0 && gid === myGid);
+  const modeAllows = (cred: { uid: number; gid: number } | null): boolean =>
+    !abstract ||
+    (opts.mode & 0o002) !== 0 ||
+    (cred !== null && (cred.uid === 0 || cred.uid === myUid || ((opts.mode & 0o020) !== 0 && cred.gid === myGid)));
   const senders = new Map<string, Sender>(); // text: one per pid (and severity), checked against uid/gid
   let warnedAt = -Infinity;
   let unwarned = 0;
@@ -158,23 +160,17 @@ function datagramDelivery(via: string, opts: DgramOptions, ctx: ChannelContext):
       const start = off + RECORD_HEADER;
       off = start + ((stored + 3) & ~3);
       if (!ctx.taking) return;
-      if (!modeAllows(uid, gid)) {
+      const cred = pid < 0 ? null : { pid, uid, gid };
+      if (!modeAllows(cred)) {
         warn(`dgram ${via}: refused ${who(pid, uid, gid)}: --mode ${opts.mode.toString(8).padStart(4, "0")} does not let it post`);
         continue;
       }
-      if (ctx.restricted) {
-        if (pid < 0) {
-          warn(`dgram ${via}: refused ${who(pid, uid, gid)}: --allow-uid/--allow-gid need to know who sent it`);
-          continue;
-        }
-        if (!ctx.allows(uid, () => gid, () => who(pid, uid, gid))) continue;
-      }
+      if (ctx.restricted && !ctx.allows(cred ? uid : null, () => gid, () => who(pid, uid, gid))) continue;
       if (real > stored) warn(`dgram ${via}: ${who(pid, uid, gid)} sent ${real} bytes; only the first ${stored} could be read`);
       let end = start + stored;
       if (end > start && bytes[end - 1] === NL) end--;
       let from: Sender;
       let body = start;
-      const cred = pid < 0 ? null : { pid, uid, gid };
       const syslog = opts.syslog ? parseSyslog(bytes, start, end) : null;
       if (syslog) {
         body = syslog.msgStart;
