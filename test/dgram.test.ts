@@ -179,6 +179,33 @@ describe("datagram channel: lifecycle", () => {
     expect(existsSync(join(dir.path, "dgram"))).toBe(false); // ours: removed at exit
   });
 
+  test("of 5 postboxes started at once on a stale path exactly one serves; the others say why", async () => {
+    using dir = tempDir();
+    {
+      await using dead = await startPostbox(dir.path, base);
+      dead.proc.kill("SIGKILL");
+      await dead.proc.exited;
+    }
+    expect(lstatSync(join(dir.path, "dgram")).isSocket()).toBe(true);
+    const runs = Array.from({ length: 5 }, () => Bun.spawn([BIN, ...base], { cwd: dir.path, stdout: "pipe", stderr: "pipe" }));
+    try {
+      const exits = runs.map((p) => p.exited);
+      await until(() => runs.filter((p) => p.exitCode !== null).length === 4, "four of them to give up", 20_000);
+      const losers = runs.filter((p) => p.exitCode !== null);
+      for (const p of losers) {
+        expect(p.exitCode).toBe(1);
+        expect(await new Response(p.stderr).text()).toStartWith("postbox: cannot receive datagrams at dgram: another process is receiving datagrams there");
+      }
+      const winner = runs.find((p) => p.exitCode === null)!;
+      expect((await runPostbox(dir.path, ["send", "--dgram", "dgram", "to the winner"])).exitCode).toBe(0);
+      winner.kill("SIGTERM");
+      expect(await exits[runs.indexOf(winner)]).toBe(0);
+      expect(await new Response(winner.stdout).text()).toMatch(/^dgram\[pid=\d+,uid=\d+,gid=\d+\]: to the winner\n$/);
+    } finally {
+      for (const p of runs) p.kill("SIGKILL");
+    }
+  });
+
   test("a regular file, a symlink, a directory or a live stream socket at the path is refused and left alone", async () => {
     using dir = tempDir();
     writeFileSync(join(dir.path, "file"), "keep me");
