@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseSyslog } from "../src/syslog.ts";
+import { parseSyslog } from "../src/syslog-parse.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 function parse(s: string) {

@@ -9,7 +9,7 @@ import { closeFd, datagramSocket, passCredentials, wakeFd } from "../ffi/dgram.t
 import { unixSocketName } from "../ffi/libc.ts";
 import { dgramSender, type Sender } from "../format.ts";
 import { selfCommand } from "../self.ts";
-import { parseSyslog } from "../syslog.ts";
+import { parseSyslog } from "../syslog-parse.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { DGRAM_READER } from "../workers.ts";
 import { RECORD_HEADER, type ReaderMessage, type ReaderSetup } from "./dgram-reader.ts";
