@@ -142,6 +142,20 @@ describe("datagram channel: real senders", () => {
     expect(end.stdout.split("\n").length - 1).toBe(20_000);
   });
 
+  test("real-time signals and datagrams at once: every payload and every datagram arrives (the reader thread never takes a signal)", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, ["--no-fifo", "--no-socket", "--no-mq", "--signals", "RTMIN", "--dgram", "dgram"]);
+    writeFileSync(join(dir.path, "lines"), Array.from({ length: 5000 }, (_, i) => `d${i}\n`).join(""));
+    const burst = join(import.meta.dir, "helpers", "sigburst.ts");
+    const r = await sh(dir.path, `"${process.execPath}" "${burst}" ${pb.pid} RTMIN 3000 & "${BIN}" send --dgram dgram < lines & wait`, 60_000);
+    expect(r).toMatchObject({ exitCode: 0, stderr: "" });
+    const lines = await pb.waitLines(8000, 30_000);
+    const values = lines.filter((l) => l.startsWith("signal[")).map((l) => Number(l.slice(l.lastIndexOf(" ") + 1)));
+    expect(values.sort((a, b) => a - b)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+    expect(lines.filter((l) => l.startsWith("dgram[")).map((l) => l.slice(l.indexOf("]: ") + 3))).toEqual(Array.from({ length: 5000 }, (_, i) => `d${i}`));
+    expect(pb.proc.exitCode).toBeNull();
+  });
+
   test("--rate limits each sender uid; the rest is counted in a warning", async () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, [...base, "--rate", "5/s"]);
