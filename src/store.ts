@@ -31,9 +31,11 @@ export class Store {
   private open(): number {
     let fd: number;
     try {
-      fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o600);
+      // O_NOFOLLOW: a symlink planted at the path must not make us append to (or "seal") its target
+      fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     } catch (err) {
-      throw new PostboxError(`cannot open the store ${this.path}: ${reason(err)}`);
+      const why = errnoName(err) === "ELOOP" ? "it is a symlink (postbox never writes through one); give the file itself" : reason(err);
+      throw new PostboxError(`cannot open the store ${this.path}: ${why}`);
     }
     this.seal(fd);
     return fd;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, have, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
 
@@ -59,6 +59,16 @@ describe("--store", () => {
     using dir = tempDir();
     const r = await runPostbox(dir.path, ["--no-mq", "--store", "no/such/dir/mail"]);
     expect(r).toEqual({ exitCode: 1, stdout: "", stderr: "postbox: cannot open the store no/such/dir/mail: no such file or directory (ENOENT)\n" });
+  });
+
+  test("a symlink as the store is refused, and what it points to is left untouched", async () => {
+    using dir = tempDir();
+    const victim = join(dir.path, "victim.txt");
+    writeFileSync(victim, "not postbox's", { mode: 0o600 }); // no final newline: the old code "sealed" it
+    symlinkSync(victim, join(dir.path, "mail.ndjson"));
+    const r = await runPostbox(dir.path, ["--no-mq", "--no-fifo", "--no-socket", "--signals", "USR1", "--timeout", "0.5", "--store", "mail.ndjson"]);
+    expect(r).toEqual({ exitCode: 1, stdout: "", stderr: "postbox: cannot open the store mail.ndjson: it is a symlink (postbox never writes through one); give the file itself\n" });
+    expect(readFileSync(victim, "utf8")).toBe("not postbox's");
   });
 
   test("the store is written no later than stdout", async () => {
