@@ -1,6 +1,7 @@
 // Runs a command with one syscall failing (ENOSYS) under a seccomp filter, the
 // syscall chosen at build time: cc -DNR=__NR_mq_notify -o no-mq-notify enosys.c.
-// mq_notify is what qemu-user lacks (test only).
+// Used for mq_notify (what qemu-user lacks) and memfd_create (the signal trap
+// cannot hand its source to cc()). Test only.
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
