@@ -4,6 +4,7 @@
 // drained the fd — data that came meanwhile makes the next ppoll return at once,
 // so no wake-up is lost, and nothing polls while idle.
 import { closeFd, eventFd, raiseEventFd } from "../ffi/libc.ts";
+import { FDWATCH } from "../workers.ts";
 
 /** The Worker's state word (shared memory): what it should do next. */
 export const IDLE = 0; // told "readable", waiting for rearm()
@@ -28,9 +29,6 @@ export interface FdWatch {
   close(): void;
 }
 
-// In the compiled binary every module shares the bundle's URL (/$bunfs/root/postbox,
-// standing for src/) and the Worker's entry is kept at its path under src/ (see build.ts).
-const WORKER = import.meta.url.startsWith("file:///$bunfs/") ? "./channels/fdwatch-worker.ts" : "./fdwatch-worker.ts";
 
 /** Watch fd; onReadable runs (on the main thread) once per rearm() when there is data. */
 export function watchReadable(fd: number, onReadable: () => void, onFailed: (why: string) => void): FdWatch {
@@ -39,7 +37,7 @@ export function watchReadable(fd: number, onReadable: () => void, onFailed: (why
   const wake = eventFd();
   let worker: Worker;
   try {
-    worker = new Worker(new URL(WORKER, import.meta.url).href, { name: `fdwatch ${fd}` });
+    worker = new Worker(FDWATCH, { name: `fdwatch ${fd}` });
   } catch (err) {
     closeFd(wake);
     throw err;

@@ -7,6 +7,7 @@ import type { Store } from "../store.ts";
 import { newStream, openCursor, type Cursor } from "./cursor.ts";
 import type { Target } from "./link.ts";
 import type { Message, Sink } from "./sink.ts";
+import { FORWARDER } from "../workers.ts";
 
 export interface ForwardOptions {
   tls: boolean;
@@ -36,10 +37,6 @@ interface Reporter {
 const FINISH_MS = 3_000;
 /** Lag below this is not worth a line; above it, each doubling is reported. */
 const LAG_REPORTED_FROM = 1_000;
-
-// Inside the compiled binary every module is bundled into one at the root of
-// /$bunfs, and the worker is the embedded entry point sinks/forward-worker.ts.
-const WORKER = import.meta.url.includes("/$bunfs/") ? "./sinks/forward-worker.ts" : new URL("./forward-worker.ts", import.meta.url).href;
 
 export function forwardUrl(o: ForwardOptions): string {
   return `syslog+${o.tls ? "tls" : "tcp"}://${o.host.includes(":") ? `[${o.host}]` : o.host}:${o.port}`;
@@ -74,7 +71,7 @@ export class ForwardSink implements Sink {
     const target: Target = { tls: opts.tls, host: opts.host, port: opts.port, ca: pem(opts.ca, "CA file"), cert: pem(opts.cert, "certificate"), key: pem(opts.key, "key") };
     const { fd, cursor } = openCursor(`${store.path}.cursor`, (m) => report.warn(m));
     this.done = new Promise((r) => (this.ended = r));
-    this.worker = new Worker(WORKER);
+    this.worker = new Worker(FORWARDER);
     this.worker.onmessage = (e: MessageEvent<FromForwarder>) => this.receive(e.data);
     this.worker.onerror = (e) => {
       report.warn(`forwarding stopped: ${e.message}`);
