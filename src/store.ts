@@ -29,13 +29,20 @@ export class Store {
   }
 
   private open(): number {
+    const pipe = "it is a FIFO or a socket, not a file (writing to it would block postbox)";
     let fd: number;
     try {
-      // O_NOFOLLOW: a symlink planted at the path must not make us append to (or "seal") its target
-      fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+      // O_NOFOLLOW: a symlink planted at the path must not make us append to (or "seal") its target.
+      // O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader (ENXIO instead).
+      fd = openSync(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
     } catch (err) {
-      const why = errnoName(err) === "ELOOP" ? "it is a symlink (postbox never writes through one); give the file itself" : reason(err);
+      const code = errnoName(err);
+      const why = code === "ELOOP" ? "it is a symlink (postbox never writes through one); give the file itself" : code === "ENXIO" ? pipe : reason(err);
       throw new PostboxError(`cannot open the store ${this.path}: ${why}`);
+    }
+    if (fstatSync(fd).isFIFO()) {
+      closeSync(fd);
+      throw new PostboxError(`cannot open the store ${this.path}: ${pipe}`);
     }
     this.seal(fd);
     return fd;

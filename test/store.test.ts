@@ -71,6 +71,16 @@ describe("--store", () => {
     expect(readFileSync(victim, "utf8")).toBe("not postbox's");
   });
 
+  test("a FIFO as the store is refused at once (opening it for writing would block postbox until a reader came)", async () => {
+    using dir = tempDir();
+    expect((await sh(dir.path, "mkfifo mail.ndjson")).exitCode).toBe(0);
+    const p = Bun.spawn([BIN, "--no-mq", "--no-fifo", "--no-socket", "--signals", "USR1", "--timeout", "0.5", "--store", "mail.ndjson"], { cwd: dir.path, stdout: "pipe", stderr: "pipe" });
+    const timer = setTimeout(() => p.kill("SIGKILL"), 4_000); // the old build hung in open(2) for good
+    const [stdout, stderr, exitCode] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    clearTimeout(timer);
+    expect({ exitCode, stdout, stderr }).toEqual({ exitCode: 1, stdout: "", stderr: "postbox: cannot open the store mail.ndjson: it is a FIFO or a socket, not a file (writing to it would block postbox)\n" });
+  });
+
   test("the store is written no later than stdout", async () => {
     using dir = tempDir();
     const store = join(dir.path, "mail.ndjson");
