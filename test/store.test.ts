@@ -59,6 +59,9 @@ describe("--store", () => {
     using dir = tempDir();
     const r = await runPostbox(dir.path, ["--no-mq", "--store", "no/such/dir/mail"]);
     expect(r).toEqual({ exitCode: 1, stdout: "", stderr: "postbox: cannot open the store no/such/dir/mail: no such file or directory (ENOENT)\n" });
+    mkdirSync(join(dir.path, "a-dir"));
+    const d = await runPostbox(dir.path, ["--no-mq", "--store", "a-dir"]);
+    expect(d).toEqual({ exitCode: 1, stdout: "", stderr: "postbox: cannot open the store a-dir: it is a directory (EISDIR)\n" });
   });
 
   test("a symlink as the store is refused, and what it points to is left untouched", async () => {
