@@ -1,7 +1,7 @@
 // --forward against a real rsyslogd on loopback: structured data, exact bytes,
 // at least once across collector and postbox crashes, catching up, TLS, rotation.
 import { describe, expect, test } from "bun:test";
-import { readFileSync, renameSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { report, runPostbox, sh, socketClient, startPostbox, tempDir, until } from "./harness.ts";
@@ -211,6 +211,22 @@ describe.skipIf(!haveRsyslog)("--forward to rsyslog", () => {
     expect([...bySeq.keys()].sort((a, b) => a - b).map((k) => bySeq.get(k))).toEqual(lines("m", 1, 6000).trim().split("\n"));
     expect((await pb.stop()).exitCode).toBe(0);
   });
+
+  test("the store truncated in place (copytruncate, `: > store`): what is written after it is still forwarded, nothing stale resent", async () => {
+    using dir = tempDir();
+    await using c = new Collector(dir.path, await freePort());
+    await c.start();
+    await using pb = await startPostbox(dir.path, forwardTo(c.port));
+    await socketClient(join(dir.path, "socket"), [lines("m", 1, 300)]);
+    await allArrived(c, 300);
+    writeFileSync(join(dir.path, "mail.ndjson"), ""); // truncated under the running postbox, same inode
+    await socketClient(join(dir.path, "socket"), [lines("m", 301, 310)]); // far fewer bytes than were there
+    await allArrived(c, 310, 15_000); // the old build waited for the file to outgrow its old size, then began mid-record
+    const bySeq = consistent(c.received());
+    expect([...bySeq.keys()].sort((a, b) => a - b).map((k) => bySeq.get(k))).toEqual(lines("m", 1, 310).trim().split("\n"));
+    expect(pb.stderr.text).toMatch(/the store mail\.ndjson was truncated under the forwarder/);
+    expect((await pb.stop()).exitCode).toBe(0);
+  }, 30_000);
 
   test("rotated while postbox was down: the cursor's file is found by its inode, finished, then the new one", async () => {
     using dir = tempDir();

@@ -105,7 +105,7 @@ function pump(): void {
     }
     if (!r) return;
     const { out, seq } = frames(r.bytes, r.pos.seq);
-    at = { file: r.pos.file, pos: r.pos.pos + r.bytes.byteLength, seq };
+    at = { ...r.pos, pos: r.pos.pos + r.bytes.byteLength, seq };
     unsent = out;
     unsentEnd = at;
   }

@@ -16,6 +16,8 @@ export interface SpoolFile extends FileId {
   durable: number;
   /** A newer file exists: this one will not grow (the store synced it before switching). */
   final: boolean;
+  /** Times the file was seen shrinking (truncated in place): positions of an older generation are void. */
+  generation: number;
 }
 
 /** Where the forwarder is: a line boundary in a file, and the sequence number of the line before it. */
@@ -23,6 +25,8 @@ export interface Position {
   file: SpoolFile;
   pos: number;
   seq: number;
+  /** file.generation when the position was taken. */
+  generation: number;
 }
 
 const same = (a: FileId, b: FileId) => a.dev === b.dev && a.ino === b.ino;
@@ -40,7 +44,12 @@ export class Spool {
   synced(id: FileId, size: number): void {
     const last = this.files.at(-1);
     if (last && same(last, id)) {
-      last.durable = Math.max(last.durable, size);
+      // Synced sizes only grow, unless the file was truncated in place (copytruncate, `: > store`).
+      if (size < last.durable) {
+        last.generation++;
+        this.warn(`the store ${this.path} was truncated under the forwarder: forwarding what it holds now from its start`);
+      }
+      last.durable = size;
       return;
     }
     if (last) last.final = true;
@@ -58,7 +67,7 @@ export class Spool {
         continue;
       }
       const st = fstatSync(fd);
-      if (st.isFile() && same(st, id)) return { dev: st.dev, ino: st.ino, fd, durable: size, final: false };
+      if (st.isFile() && same(st, id)) return { dev: st.dev, ino: st.ino, fd, durable: size, final: false, generation: 0 };
       closeSync(fd);
     }
     return null;
@@ -97,12 +106,12 @@ export class Spool {
       } else this.warn(`the store file the forwarding cursor points to is gone (rotated out of ${dirname(this.path)}?): what it still held is not forwarded; going on with ${this.path}`);
     }
     const file = this.files[0]!;
-    if (!cursor || !same(cursor, file)) return { file, pos: 0, seq: cursor?.seq ?? 0 };
+    if (!cursor || !same(cursor, file)) return { file, pos: 0, seq: cursor?.seq ?? 0, generation: file.generation };
     if (cursor.pos > file.durable) {
       this.warn(`the store ${this.path} is shorter than the forwarding cursor (truncated?): forwarding it from its start`);
-      return { file, pos: 0, seq: cursor.seq };
+      return { file, pos: 0, seq: cursor.seq, generation: file.generation };
     }
-    return { file, pos: cursor.pos, seq: cursor.seq };
+    return { file, pos: cursor.pos, seq: cursor.seq, generation: file.generation };
   }
 
   /**
@@ -113,16 +122,20 @@ export class Spool {
   read(p: Position, buf: Uint8Array): { pos: Position; bytes: Uint8Array } | null | "longer" {
     for (;;) {
       const f = p.file;
+      // What the file holds since it was truncated was all written after: it is all new.
+      if (p.generation !== f.generation) p = { file: f, pos: 0, seq: p.seq, generation: f.generation };
       const n = Math.min(buf.byteLength, f.durable - p.pos);
       if (n > 0) {
         const got = readSync(f.fd, buf, 0, n, p.pos);
+        if (got === 0) return null; // shorter than synced (truncated just now): the next sync tells
         const end = buf.lastIndexOf(10, got - 1) + 1;
         if (end > 0) return { pos: p, bytes: buf.subarray(0, end) };
         return got === buf.byteLength ? "longer" : null; // or a line not completely synced yet
       }
       const i = this.files.indexOf(f);
       if (!f.final || i + 1 >= this.files.length) return null;
-      p = { file: this.files[i + 1]!, pos: 0, seq: p.seq };
+      const next = this.files[i + 1]!;
+      p = { file: next, pos: 0, seq: p.seq, generation: next.generation };
     }
   }
 
