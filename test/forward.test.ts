@@ -1,7 +1,7 @@
 // --forward against a real rsyslogd on loopback: structured data, exact bytes,
 // at least once across collector and postbox crashes, catching up, TLS, rotation.
 import { describe, expect, test } from "bun:test";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { report, runPostbox, sh, socketClient, startPostbox, tempDir, until } from "./harness.ts";
@@ -272,6 +272,22 @@ describe.skipIf(!haveRsyslog)("--forward to rsyslog", () => {
     await runPostbox(dir.path, ["send", "--socket", "socket", "with a client certificate"]);
     await allArrived(c, 1);
     expect(c.received()[0]!.msg).toBe("with a client certificate");
+    expect((await pb.stop()).exitCode).toBe(0);
+  });
+});
+
+describe("the forwarder's thread", () => {
+  test("runs 10 nicer than postbox, whatever postbox's own nice value (never at a higher priority)", async () => {
+    using dir = tempDir();
+    // no collector needed: the thread lowers its priority as it starts
+    await using pb = await startPostbox(dir.path, forwardTo(await freePort()), { wrap: ["nice", "-n", "15"] });
+    const nices = () =>
+      readdirSync(`/proc/${pb.pid}/task`).map((tid) => {
+        const stat = readFileSync(`/proc/${pb.pid}/task/${tid}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]); // field 19, nice
+      });
+    await until(() => nices().some((n) => n !== 15), "a thread at another nice value");
+    expect(nices().filter((n) => n !== 15)).toEqual([19]); // the old build set it to 10: above the rest of postbox
     expect((await pb.stop()).exitCode).toBe(0);
   });
 });

@@ -2,7 +2,7 @@
 // typed function that throws SysError (with the errno name) on failure.
 import { dlopen, FFIType, read } from "bun:ffi";
 import { readSync, writeSync } from "node:fs";
-import { constants } from "node:os";
+import { constants, getPriority } from "node:os";
 import { SysError } from "../errors.ts";
 
 const { i32, u32, u64, i64, ptr } = FFIType;
@@ -131,9 +131,16 @@ export function unackedBytes(fd: number): number {
 
 const PRIO_PROCESS = 0;
 
-/** Lower the priority of the calling thread only (Linux: setpriority on a thread id). */
+const NICEST = 19;
+
+/**
+ * Lower the priority of the calling thread only (Linux: setpriority on a thread
+ * id) by `increment`. setpriority sets an absolute nice value: add to the current one.
+ */
 export function niceThisThread(increment: number): void {
-  if (c().setpriority(PRIO_PROCESS, c().gettid(), increment) !== 0) fail("setpriority");
+  const tid = c().gettid();
+  const nice = Math.min(NICEST, getPriority(tid) + increment);
+  if (c().setpriority(PRIO_PROCESS, tid, nice) !== 0) fail("setpriority");
 }
 
 const POLLIN = 0x1;
