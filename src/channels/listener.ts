@@ -58,10 +58,6 @@ export class PausableListener<T> {
     return new PausableListener(listenFd({ fd, socket: handlers }), handlers, { path: address, ino: st.ino, dev: st.dev });
   }
 
-  get paused(): boolean {
-    return this.bun === null && !this.closed;
-  }
-
   /** Stop watching; connections already accepted go on. Needs one free fd. */
   pause(): void {
     if (this.bun === null) return;
