@@ -2,9 +2,11 @@
 //   bun build.ts [--target=linux-x64|linux-arm64] [--outfile=PATH]
 // Default: the host's target and ./postbox. The arm64 runtime comes from
 // node_modules/@oven/bun-linux-aarch64 of the pinned Bun when present (offline);
-// otherwise Bun fetches it from the npm registry.
+// otherwise Bun fetches it from the npm registry. The version, git commit, target and
+// Bun version are baked in for `postbox --version`.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import pkg from "./package.json" with { type: "json" };
 
 const TARGETS = {
   "linux-x64": { bun: "bun-linux-x64", pkg: "bun-linux-x64", arch: "x64" },
@@ -41,6 +43,15 @@ const local = join(import.meta.dir, "node_modules", "@oven", t.pkg);
 const localVersion = existsSync(join(local, "package.json")) ? (await Bun.file(join(local, "package.json")).json()).version : null;
 const executablePath = cross && localVersion === Bun.version && existsSync(join(local, "bin", "bun")) ? join(local, "bin", "bun") : undefined;
 
+/** The commit built, "-dirty" when tracked files differ from it; "unknown" outside git. */
+function gitCommit(): string {
+  const head = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { cwd: import.meta.dir, stderr: "ignore" });
+  if (head.exitCode !== 0) return "unknown";
+  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--untracked-files=no"], { cwd: import.meta.dir, stderr: "ignore" });
+  return head.stdout.toString().trim() + (dirty.stdout.toString().trim() === "" ? "" : "-dirty");
+}
+const build = { version: pkg.version, commit: gitCommit(), target, bun: Bun.version };
+
 let result: Awaited<ReturnType<typeof Bun.build>>;
 try {
   result = await Bun.build({
@@ -50,6 +61,7 @@ try {
     format: "esm",
     minify: true,
     bytecode: true,
+    define: { POSTBOX_BUILD: JSON.stringify(build) },
     compile: {
       // The host's own target: the running (pinned) Bun is the runtime, nothing fetched.
       ...(cross ? { target: t.bun } : {}),
@@ -67,4 +79,5 @@ if (!result.success) {
   for (const m of result.logs) console.error(m);
   fail(`${target}: the build failed`);
 }
-console.error(`built ${outfile} (${target}${executablePath ? `, runtime from ${executablePath}` : ""})`);
+// Plain stderr: console.error paints it red on a terminal, and this is news, not an error.
+process.stderr.write(`built ${outfile} (${target}, ${build.commit}${executablePath ? `, runtime from ${executablePath}` : ""})\n`);
