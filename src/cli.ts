@@ -1,14 +1,19 @@
 #!/usr/bin/env bun
-// The command line: citty commands and dispatch, errors → exit codes, the banner.
-// Parsing lives in options.ts; nothing here opens a channel (the postbox does).
-import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
-import pkg from "../package.json" with { type: "json" };
+// The command line: dispatch to the commands, errors → exit codes, the banner.
+// Parsing lives in options.ts, the command table in commands.ts; nothing here
+// opens a channel (the postbox does).
 import { listenFds } from "./activation.ts";
-import { EXIT, PostboxError } from "./errors.ts";
+import { paintFor, setColorMode } from "./color.ts";
+import { command, DEFAULT_COMMAND } from "./commands.ts";
+import { completionScript, SHELLS, type Shell } from "./completion.ts";
+import { EXIT, PostboxError, UsageError } from "./errors.ts";
 import { log, setVerbosity } from "./log.ts";
-import { parseSend, parseServe, parseWait, sendArgs, serveArgs, waitArgs } from "./options.ts";
+import { completionArgs, helpArgs, parseOperand, parseSend, parseServe, parseWait, takeColor } from "./options.ts";
 import { openPostbox, type Postbox, type Stop } from "./postbox.ts";
+import { selfCommand } from "./self.ts";
 import { send, stdinLines } from "./send.ts";
+import { didYouMean, helpText } from "./usage.ts";
+import { versionText } from "./version.ts";
 import { waitUntilServing } from "./wait.ts";
 
 /** One write, so whoever waits for it sees it whole. */
@@ -25,92 +30,104 @@ function shutdownSignal(): Promise<string> {
   });
 }
 
-const serve = defineCommand({
-  meta: { name: "serve", description: "Open the postbox (the default command)" },
-  args: serveArgs,
-  async run({ rawArgs }) {
-    const opts = parseServe(rawArgs, listenFds());
-    setVerbosity(opts.verbosity);
-    const signalled = shutdownSignal();
-    let box: Postbox | undefined;
-    process.on("SIGHUP", () => box?.reopenStore()); // log rotation; a hangup never kills the postbox
-    box = await openPostbox(opts);
-    banner(box);
-    const end = await Promise.race([signalled.then((sig): Stop => ({ why: sig, exitCode: EXIT.ok })), box.stopped]);
-    log.debug(`closing: ${end.why}`);
-    await box.close();
-    if (end.exitCode !== EXIT.ok) throw new PostboxError(end.why, end.exitCode);
-  },
-});
+async function serve(raw: string[]): Promise<number> {
+  const opts = parseServe(raw, listenFds());
+  setVerbosity(opts.verbosity);
+  const signalled = shutdownSignal();
+  let box: Postbox | undefined;
+  process.on("SIGHUP", () => box?.reopenStore()); // log rotation; a hangup never kills the postbox
+  box = await openPostbox(opts);
+  banner(box);
+  const end = await Promise.race([signalled.then((sig): Stop => ({ why: sig, exitCode: EXIT.ok })), box.stopped]);
+  log.debug(`closing: ${end.why}`);
+  const failures = await box.close(); // each already reported on stderr
+  if (end.exitCode !== EXIT.ok) throw new PostboxError(end.why, end.exitCode);
+  return failures > 0 ? EXIT.failure : EXIT.ok;
+}
 
+async function sendCommand(raw: string[]): Promise<number> {
+  const { target, words, timeout } = parseSend(raw);
+  await send(target, words.length > 0 ? [words.join(" ")] : stdinLines(), timeout);
+  return EXIT.ok;
+}
 
-const sendCmd = defineCommand({
-  meta: { name: "send", description: "Post one message (or stdin, line by line) to a postbox" },
-  args: sendArgs,
-  async run({ rawArgs }) {
-    const { target, words } = parseSend(rawArgs);
-    await send(target, words.length > 0 ? [words.join(" ")] : stdinLines());
-  },
-});
+async function waitCommand(raw: string[]): Promise<number> {
+  const { target, timeout } = parseWait(raw);
+  if (!(await waitUntilServing(target, timeout * 1000))) {
+    const where = target.kind === "socket" || target.kind === "dgram" ? target.address : target.kind === "fifo" ? target.path : target.name;
+    throw new PostboxError(`no postbox is serving ${where} after ${timeout} s`);
+  }
+  return EXIT.ok;
+}
 
+function knownCommand(name: string) {
+  const cmd = command(name);
+  if (cmd) return cmd;
+  const guess = didYouMean(name);
+  throw new UsageError(`unknown command ${JSON.stringify(name)}${guess ? `; did you mean ${JSON.stringify(guess)}?` : ""}`);
+}
 
-const waitCmd = defineCommand({
-  meta: { name: "wait", description: "Return 0 as soon as a postbox serves there, 1 on timeout" },
-  args: waitArgs,
-  async run({ rawArgs }) {
-    const { target, timeout } = parseWait(rawArgs);
-    if (!(await waitUntilServing(target, timeout * 1000))) {
-      const where = target.kind === "socket" || target.kind === "dgram" ? target.address : target.kind === "fifo" ? target.path : target.name;
-      throw new PostboxError(`no postbox is serving ${where} after ${timeout} s`);
-    }
-  },
-});
+async function helpCommand(raw: string[]): Promise<number> {
+  const name = parseOperand(raw, helpArgs, "help");
+  process.stdout.write(helpText(name === undefined ? null : knownCommand(name), selfCommand(), paintFor(1)));
+  return EXIT.ok;
+}
 
-const main = defineCommand({
-  meta: { name: pkg.name, version: pkg.version, description: pkg.description },
-  subCommands: { serve, send: sendCmd, wait: waitCmd },
-});
+async function completionCommand(raw: string[]): Promise<number> {
+  const shell = parseOperand(raw, completionArgs, "completion");
+  if (shell === undefined || !(SHELLS as readonly string[]).includes(shell))
+    throw new UsageError(`completion needs a shell: ${SHELLS.join(", ")}${shell === undefined ? "" : ` (got ${JSON.stringify(shell)})`}`);
+  process.stdout.write(completionScript(shell as Shell, selfCommand()));
+  return EXIT.ok;
+}
 
-const SUBCOMMANDS: Record<string, CommandDef<any>> = { serve, send: sendCmd, wait: waitCmd };
+const RUN: Record<string, (raw: string[]) => Promise<number>> = {
+  serve,
+  send: sendCommand,
+  wait: waitCommand,
+  help: helpCommand,
+  completion: completionCommand,
+};
 
-/** `postbox --help` shows the commands and the default command's options; `postbox send --help` its own. */
-async function usage(name: string | null): Promise<string> {
-  if (name !== null) return renderUsage(SUBCOMMANDS[name]!, main);
-  const commands = await renderUsage(main);
-  const serveHelp = (await renderUsage(SUBCOMMANDS.serve!, main)).split("\n").slice(2).join("\n");
-  return `${commands}\n\n${serveHelp}`;
+/** One of these flags before a `--`. */
+function asks(raw: readonly string[], ...flags: string[]): boolean {
+  const end = raw.indexOf("--");
+  return (end === -1 ? raw : raw.slice(0, end)).some((a) => flags.includes(a));
 }
 
 export async function runCli(argv: string[]): Promise<number> {
-  const first = argv[0];
+  let named: string | null = null; // the command typed, for the usage hint
   try {
-    if (first === "--version" || first === "-V") {
-      process.stdout.write(`${pkg.version}\n`);
+    const { color, rest: args } = takeColor(argv);
+    setColorMode(color);
+    const first = args[0];
+    // A first word that is not an option is a command: a typo must not start serve.
+    if (first !== undefined && !first.startsWith("-")) named = knownCommand(first).name;
+    const name = named ?? DEFAULT_COMMAND;
+    const rest = named === null ? args : args.slice(1);
+    if (asks(rest, "--version", "-V")) {
+      process.stdout.write(versionText());
       return EXIT.ok;
     }
-    const name = first !== undefined && first in SUBCOMMANDS ? first : "serve";
-    const cmd = SUBCOMMANDS[name]!;
-    const rest = name === first ? argv.slice(1) : argv;
-    if (rest.includes("--help") || rest.includes("-h") || (name !== first && (first === "--help" || first === "-h"))) {
-      process.stdout.write(`${await usage(name === first ? name : null)}\n`);
+    if (asks(rest, "--help", "-h")) {
+      process.stdout.write(helpText(named === null ? null : command(name)!, selfCommand(), paintFor(1)));
       return EXIT.ok;
     }
-    await runCommand(cmd, { rawArgs: rest });
-    return EXIT.ok;
+    return await RUN[name]!(rest);
   } catch (err) {
     if (err instanceof PostboxError) {
       log.error(err.message);
-      if (err.exitCode === EXIT.usage) process.stderr.write("Try 'postbox --help' for the options.\n");
+      if (err.exitCode === EXIT.usage) usageHint(named);
       return err.exitCode;
-    }
-    if ((err as { name?: string } | null)?.name === "CLIError") {
-      log.error((err as Error).message);
-      process.stderr.write("Try 'postbox --help' for the options.\n");
-      return EXIT.usage;
     }
     log.error(`unexpected failure: ${(err as Error)?.message ?? String(err)}`);
     return EXIT.failure;
   }
+}
+
+function usageHint(named: string | null): void {
+  const help = named === null || named === "help" ? "--help" : `${named} --help`;
+  process.stderr.write(`Try '${selfCommand()} ${help}' for the options.\n`);
 }
 
 if (import.meta.main) process.exit(await runCli(process.argv.slice(2)));

@@ -1,22 +1,24 @@
 // Diagnostics for people: consola on stderr, level chosen explicitly (never from NODE_ENV/CI).
 import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
 import { formatWithOptions } from "node:util";
+import { paintFor } from "./color.ts";
 
 export type Verbosity = "quiet" | "normal" | "verbose";
 const LEVELS: Record<Verbosity, number> = { quiet: 1, normal: 3, verbose: 4 };
 
 function render(obj: LogObject): string {
   const text = formatWithOptions({ colors: false }, ...obj.args);
+  const paint = paintFor(2);
   switch (obj.type) {
     case "fatal":
     case "error":
-      return `postbox: ${text}`;
+      return `${paint.red("postbox:")} ${text}`;
     case "warn":
-      return `postbox: warning: ${text}`;
+      return `${paint.yellow("postbox: warning:")} ${text}`;
     case "debug":
     case "trace":
     case "verbose":
-      return `postbox: debug: ${text}`;
+      return paint.dim(`postbox: debug: ${text}`);
     default:
       return text;
   }
@@ -28,6 +30,10 @@ export const log: ConsolaInstance = createConsola({
   reporters: [{ log: (obj) => process.stderr.write(render(obj) + "\n") }],
 });
 
+/** True under -v: callers skip building debug lines on hot paths otherwise. */
+export let debugging = false;
+
 export function setVerbosity(v: Verbosity): void {
   log.level = LEVELS[v];
+  debugging = v === "verbose";
 }

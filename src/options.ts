@@ -1,6 +1,7 @@
 // Argument parsing: citty definitions, a strict flag check citty lacks, and
 // pure argv → typed options for each command. No I/O but the libc's SIGRTMIN.
 import { parseArgs, type ArgsDef } from "citty";
+import { COLOR_MODES, type ColorMode } from "./color.ts";
 import type { ActivatedFd } from "./activation.ts";
 import { UsageError } from "./errors.ts";
 import type { Verbosity } from "./log.ts";
@@ -50,13 +51,69 @@ export const serveArgs = {
 } as const satisfies ArgsDef;
 
 /** Options that take `--no-<name>`. */
-const NEGATABLE = new Set(["fifo", "socket", "mq", "signals"]);
+export const NEGATABLE: ReadonlySet<string> = new Set(["fifo", "socket", "mq", "signals"]);
+
+/** Options every command takes; the CLI handles them before dispatch. */
+export const globalArgs = {
+  color: { type: "string", valueHint: "when", description: "Colour on stderr/stdout: auto (only on a terminal, off with NO_COLOR), always, never [auto]" },
+  help: { type: "boolean", alias: "h", description: "Show the help (of the command given)" },
+  version: { type: "boolean", alias: "V", description: "Print the version and build: git commit, target, Bun version" },
+} as const satisfies ArgsDef;
+
+/** `--color=when` / `--color when` anywhere before `--`: the mode and argv without it. */
+export function takeColor(raw: readonly string[]): { color: ColorMode; rest: string[] } {
+  let color: ColorMode = "auto";
+  const rest: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const tok = raw[i]!;
+    if (tok === "--") {
+      rest.push(...raw.slice(i));
+      break;
+    }
+    if (tok !== "--color" && !tok.startsWith("--color=")) {
+      rest.push(tok);
+      continue;
+    }
+    const value = tok === "--color" ? raw[++i] : tok.slice("--color=".length);
+    if (value === undefined || !(COLOR_MODES as readonly string[]).includes(value))
+      throw new UsageError(`--color must be auto, always or never, got ${value === undefined ? "nothing" : JSON.stringify(value)}`);
+    color = value as ColorMode;
+  }
+  return { color, rest };
+}
+
+/** `-qv` → `-q -v`: every letter must be a boolean's short alias, else one clear error. */
+export function expandShortFlags(raw: readonly string[], def: ArgsDef): string[] {
+  const booleans = new Set<string>();
+  for (const d of Object.values(def)) if (d.type === "boolean" && "alias" in d && d.alias !== undefined) [d.alias].flat().forEach((a) => booleans.add(a));
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const tok = raw[i]!;
+    if (tok === "--") {
+      out.push(...raw.slice(i));
+      break;
+    }
+    if (!/^-[A-Za-z]{2,}$/.test(tok) || booleans.size === 0) {
+      out.push(tok);
+      continue;
+    }
+    for (const c of tok.slice(1)) {
+      if (!booleans.has(c)) {
+        const known = [...booleans].map((b) => `-${b}`).join(", ");
+        throw new UsageError(`unknown option -${c} in ${tok}${known ? ` (short options here: ${known}; combine only those)` : ""}`);
+      }
+      out.push(`-${c}`);
+    }
+  }
+  return out;
+}
 
 /**
  * citty accepts any flag and ignores the unknown ones: a typo like `--sockt x`
  * would silently run with defaults. Check every token against the definition.
  */
 export function checkFlags(raw: readonly string[], def: ArgsDef, negatable: ReadonlySet<string> = NEGATABLE): string[] {
+  raw = expandShortFlags(raw, def);
   const positionals: string[] = [];
   const byName = new Map<string, string>();
   for (const [name, d] of Object.entries(def)) {
@@ -221,6 +278,7 @@ export function parseForward(url: string, files: { ca?: string; cert?: string; k
 
 /** argv (after "serve") → checked ServeOptions. Pure but for the libc's SIGRTMIN lookup. */
 export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeOptions {
+  raw = expandShortFlags(raw, serveArgs);
   checkFlags(raw, serveArgs);
   const a = parseArgs<typeof serveArgs>(raw, serveArgs);
   const modeText = a.mode ?? "0600";
@@ -289,11 +347,13 @@ export const sendArgs = {
   wait: { type: "boolean", description: "mq: block while the queue is full instead of failing" },
   signal: { type: "string", valueHint: "SIG", description: "Post a sigqueue value with signal SIG (USR1, RTMIN+n, …) to --pid" },
   pid: { type: "string", valueHint: "pid", description: "Process to signal" },
-  message: { type: "positional", required: false, description: "The message (the rest of the line); without it, stdin line by line" },
+  timeout: { type: "string", valueHint: "s", description: "Give up (exit 3) when the postbox takes nothing for s seconds (its stdout blocked…) [never]" },
+  message: { type: "positional", required: false, valueHint: "message...", description: "The message (the rest of the line); without it, stdin line by line" },
 } as const satisfies ArgsDef;
 
 /** argv (after "send") → target and the message words. */
-export function parseSend(raw: string[]): { target: SendTarget; words: string[] } {
+export function parseSend(raw: string[]): { target: SendTarget; words: string[]; timeout: number | null } {
+  raw = expandShortFlags(raw, sendArgs);
   const words = checkFlags(raw, sendArgs, new Set());
   const a = parseArgs<typeof sendArgs>(raw, sendArgs);
   const chosen = (["socket", "abstract", "fifo", "mq", "dgram", "signal"] as const).filter((k) => a[k] !== undefined);
@@ -330,7 +390,9 @@ export function parseSend(raw: string[]): { target: SendTarget; words: string[] 
   }
   if (target.kind !== "mq" && (a.prio !== undefined || a.wait)) throw new UsageError("--prio and --wait go with --mq");
   if (target.kind !== "signal" && a.pid !== undefined) throw new UsageError("--pid goes with --signal");
-  return { target, words };
+  const timeout = a.timeout === undefined ? null : seconds(a.timeout, "timeout", 0);
+  if (timeout === 0) throw new UsageError("--timeout must be more than 0 seconds");
+  return { target, words, timeout };
 }
 
 export const waitArgs = {
@@ -342,7 +404,23 @@ export const waitArgs = {
   timeout: { type: "string", valueHint: "s", description: "Give up (exit 1) after s seconds [30]" },
 } as const satisfies ArgsDef;
 
+export const helpArgs = {
+  command: { type: "positional", required: false, description: "The command to explain (default: all)" },
+} as const satisfies ArgsDef;
+
+export const completionArgs = {
+  shell: { type: "positional", required: true, valueHint: "bash|zsh|fish", description: "The shell to print a completion script for" },
+} as const satisfies ArgsDef;
+
+/** The operands of help/completion: at most one, no options. */
+export function parseOperand(raw: string[], def: ArgsDef, what: string): string | undefined {
+  const words = checkFlags(raw, def, new Set());
+  if (words.length > 1) throw new UsageError(`${what} takes one argument, got ${words.length}`);
+  return words[0];
+}
+
 export function parseWait(raw: string[]): { target: WaitTarget; timeout: number } {
+  raw = expandShortFlags(raw, waitArgs);
   checkFlags(raw, waitArgs, new Set());
   const a = parseArgs<typeof waitArgs>(raw, waitArgs);
   const chosen = (["socket", "abstract", "fifo", "mq", "dgram"] as const).filter((k) => a[k] !== undefined);

@@ -1,6 +1,6 @@
 // postbox send: one client for every channel, for machines without nc, kill -q or mq_send.
 import { closeSync, constants, openSync, writeSync } from "node:fs";
-import { PostboxError, SysError, UsageError, errnoName, reason } from "./errors.ts";
+import { EXIT, PostboxError, SysError, UsageError, errnoName, reason } from "./errors.ts";
 import { mqClose, mqGetattr, mqOpen, mqSend, O_NONBLOCK, O_WRONLY, sigqueue } from "./ffi/libc.ts";
 import { DatagramSender } from "./ffi/dgram.ts";
 import { signalName } from "./signames.ts";
@@ -13,16 +13,55 @@ export type SendTarget =
   | { kind: "dgram"; address: string }
   | { kind: "signal"; sig: number; pid: number };
 
+/**
+ * --timeout: a postbox that takes nothing for that long (its stdout blocked, so it
+ * reads no more) makes send give up instead of waiting for ever. Waiting for our
+ * own stdin is not the postbox's fault and never counts.
+ */
+class Stall {
+  private since = performance.now();
+  constructor(
+    private readonly seconds: number | null,
+    private readonly where: string,
+  ) {}
+  get bounded(): boolean {
+    return this.seconds !== null;
+  }
+  progress(): void {
+    this.since = performance.now();
+  }
+  /** Throws once nothing moved for --timeout seconds. */
+  check(): void {
+    if (this.seconds !== null && performance.now() - this.since >= this.seconds * 1000) throw this.error();
+  }
+  /** p, or the timeout error once nothing moved for --timeout seconds from now. */
+  async bound<T>(p: Promise<T>): Promise<T> {
+    if (this.seconds === null) return p;
+    let timer: Timer | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(this.error()), this.seconds! * 1000)));
+    try {
+      return await Promise.race([p, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  private error(): PostboxError {
+    return new PostboxError(`cannot send to ${this.where}: the postbox took nothing for ${this.seconds} s (is its stdout blocked?); gave up (--timeout)`, EXIT.timeout);
+  }
+}
+
 /** Hand every message to the kernel channel; throws PostboxError saying what failed. */
-export async function send(target: SendTarget, messages: AsyncIterable<string> | Iterable<string>): Promise<number> {
+export async function send(target: SendTarget, messages: AsyncIterable<string> | Iterable<string>, timeout: number | null = null): Promise<number> {
   switch (target.kind) {
     case "socket":
-    case "abstract":
-      return sendSocket(target.kind === "socket" ? target.path : `@${target.name}`, messages);
+    case "abstract": {
+      const address = target.kind === "socket" ? target.path : `@${target.name}`;
+      return sendSocket(address, messages, new Stall(timeout, address));
+    }
     case "fifo":
-      return sendFifo(target.path, messages);
+      return sendFifo(target.path, messages, new Stall(timeout, target.path));
     case "mq":
-      return sendMq(target, messages);
+      return sendMq(target, messages, new Stall(timeout, target.name));
     case "dgram":
       return sendDgram(target.address, messages);
     case "signal":
@@ -62,7 +101,7 @@ async function sendDgram(address: string, messages: AsyncIterable<string> | Iter
   return n;
 }
 
-async function sendSocket(address: string, messages: AsyncIterable<string> | Iterable<string>): Promise<number> {
+async function sendSocket(address: string, messages: AsyncIterable<string> | Iterable<string>, stall: Stall): Promise<number> {
   const unix = address.startsWith("@") ? `\0${address.slice(1)}` : address;
   let closed!: () => void;
   const done = new Promise<void>((resolve) => (closed = resolve));
@@ -101,8 +140,12 @@ async function sendSocket(address: string, messages: AsyncIterable<string> | Ite
     while (rest.byteLength > 0) {
       const w = socket.write(rest);
       if (w < 0) throw new PostboxError(`cannot send to ${address}: the connection was closed`);
+      if (w > 0) stall.progress();
       rest = rest.subarray(w);
-      if (rest.byteLength > 0) await Bun.sleep(1);
+      if (rest.byteLength > 0) {
+        stall.check();
+        await Bun.sleep(1);
+      }
     }
     n++;
   }
@@ -110,12 +153,18 @@ async function sendSocket(address: string, messages: AsyncIterable<string> | Ite
   finished = true;
   socket.shutdown(); // EOF for the server; then wait until it has read everything and closed
   if (serverEnded) socket.end();
-  await done;
+  stall.progress();
+  try {
+    await stall.bound(done);
+  } catch (err) {
+    socket.end();
+    throw err;
+  }
   if (answer !== "") throw new PostboxError(`${address}: ${answer.trim().replace(/^postbox: /, "").split("\n")[0]}`);
   return n;
 }
 
-async function sendFifo(path: string, messages: AsyncIterable<string> | Iterable<string>): Promise<number> {
+async function sendFifo(path: string, messages: AsyncIterable<string> | Iterable<string>, stall: Stall): Promise<number> {
   let fd: number;
   try {
     fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
@@ -131,9 +180,11 @@ async function sendFifo(path: string, messages: AsyncIterable<string> | Iterable
       for (let off = 0; off < buf.byteLength; ) {
         try {
           off += writeSync(fd, buf, off);
+          stall.progress();
         } catch (err) {
-          if (errnoName(err) === "EAGAIN") await Bun.sleep(1);
-          else throw new PostboxError(`cannot write to the fifo ${path}: ${reason(err)}`);
+          if (errnoName(err) !== "EAGAIN") throw new PostboxError(`cannot write to the fifo ${path}: ${reason(err)}`);
+          stall.check();
+          await Bun.sleep(1);
         }
       }
       n++;
@@ -144,10 +195,12 @@ async function sendFifo(path: string, messages: AsyncIterable<string> | Iterable
   return n;
 }
 
-async function sendMq(t: { name: string; prio: number; wait: boolean }, messages: AsyncIterable<string> | Iterable<string>): Promise<number> {
+async function sendMq(t: { name: string; prio: number; wait: boolean }, messages: AsyncIterable<string> | Iterable<string>, stall: Stall): Promise<number> {
+  // --wait blocks in mq_send; with --timeout it waits here instead, where a timer can end it.
+  const poll = t.wait && stall.bounded;
   let mqd: number;
   try {
-    mqd = mqOpen(t.name, O_WRONLY | (t.wait ? 0 : O_NONBLOCK));
+    mqd = mqOpen(t.name, O_WRONLY | (t.wait && !poll ? 0 : O_NONBLOCK));
   } catch (err) {
     const why = err instanceof SysError && err.code === "ENOENT" ? "no such queue (is a postbox serving it?)" : reason(err);
     throw new PostboxError(`cannot open the message queue ${t.name}: ${why}`);
@@ -159,11 +212,17 @@ async function sendMq(t: { name: string; prio: number; wait: boolean }, messages
       const buf = Buffer.from(m);
       if (buf.byteLength > msgsize) throw new PostboxError(`cannot send to ${t.name}: message of ${buf.byteLength} bytes exceeds the queue's ${msgsize}`);
       let sent: boolean;
-      try {
-        sent = mqSend(mqd, buf, t.prio);
-      } catch (err) {
-        throw new PostboxError(`cannot send to ${t.name}: ${reason(err)}`);
+      for (;;) {
+        try {
+          sent = mqSend(mqd, buf, t.prio);
+        } catch (err) {
+          throw new PostboxError(`cannot send to ${t.name}: ${reason(err)}`);
+        }
+        if (sent || !poll) break;
+        stall.check();
+        await Bun.sleep(1);
       }
+      stall.progress();
       if (!sent) throw new PostboxError(`cannot send to ${t.name}: the queue is full (use --wait to block until there is room)`);
       n++;
     }
