@@ -2,6 +2,7 @@
 // fsynced at most ~100 ms behind. A failing disk is reported, never fatal.
 import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
 import { PostboxError, errnoName, reason } from "./errors.ts";
+import { log } from "./log.ts";
 
 const SYNC_MS = 100;
 /** Lines kept while the file cannot be written (disk full…), before new ones are counted as lost. */
@@ -118,6 +119,7 @@ export class Store {
     this.syncTimer = undefined;
     try {
       fsyncSync(this.fd);
+      log.debug(`store ${this.path}: fsynced`);
       if (this.onSynced) {
         const st = fstatSync(this.fd);
         this.onSynced({ dev: st.dev, ino: st.ino, size: st.size });
@@ -137,12 +139,14 @@ export class Store {
     this.fd = next;
   }
 
-  close(): void {
+  /** Returns how many messages were printed but not kept (the exit status must say so). */
+  close(): number {
     this.flush();
     this.sync();
     closeSync(this.fd);
     const unstored = (this.buffer.match(/\n/g)?.length ?? 0) + (this.pending?.filter((c) => c === 10).length ?? 0) + this.lost;
     if (unstored > 0) this.report("error", `${unstored} message(s) were printed but could not be kept in the store ${this.path}`);
+    return unstored;
   }
 
   private fail(err: unknown): void {

@@ -8,6 +8,7 @@ import { mknod, S_IFIFO, setNonBlocking } from "../ffi/libc.ts";
 import { fifoSender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
+import { log } from "../log.ts";
 import { readFd } from "./reader.ts";
 
 export interface FifoOptions {
@@ -35,6 +36,7 @@ export function openFifo(path: string, opts: FifoOptions, ctx: ChannelContext): 
     if (created) unlinkSync(path);
     throw new PostboxError(`cannot open the fifo ${path}: ${reason(err)}`);
   }
+  log.debug(`fifo ${path}: ${created ? "created" : "reused"}, mode 0${opts.mode.toString(8)}, held open read-write (writers never block)`);
   return serveFifo(fd, path, opts, ctx, () => {
     if (created) rmSync(path, { force: true }); // already gone is fine
   });

@@ -7,6 +7,7 @@ import { PostboxError, SysError, reason } from "../errors.ts";
 import { mqClaim, mqClose, mqGetattr, mqOpen, mqReceive, mqStatus, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking, waitReadable } from "../ffi/libc.ts";
 import { mqueueSender, type Sender } from "../format.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
+import { log } from "../log.ts";
 import { selfCommand } from "../self.ts";
 import { watchReadable, type FdWatch } from "./fdwatch.ts";
 
@@ -67,7 +68,9 @@ export function adoptMqueue(mqd: number, name: string, ctx: ChannelContext): Cha
 
 function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHandle {
   // An existing queue keeps the attributes it was made with: size the buffer from it.
-  const buf = new Uint8Array(mqGetattr(mqd).msgsize);
+  const attr = mqGetattr(mqd);
+  const buf = new Uint8Array(attr.msgsize);
+  log.debug(`mq ${name}: open, maxmsg ${attr.maxmsg}, msgsize ${attr.msgsize}, ${attr.curmsgs} waiting, notified by signal ${opts.notifySignal}`);
   const prio = new Uint32Array(1);
   const senders = new Map<number, Sender>(); // one per priority seen (at most MQ_PRIO_MAX)
   const sender = (p: number): Sender => {

@@ -7,6 +7,7 @@ import { processGid } from "../policy.ts";
 import { signalName } from "../signames.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { readFd, type FdReader } from "./reader.ts";
+import { log } from "../log.ts";
 
 /** One record pipe for the process; channels subscribe per signal number. */
 export class SignalTrap {
@@ -45,6 +46,7 @@ export class SignalTrap {
       throw new PostboxError(`cannot catch ${signalName(sig)}: ${reason(err)}`);
     }
     this.handlers.set(sig, fn);
+    log.debug(`signal ${signalName(sig)} (${sig}): SA_SIGINFO handler installed`);
   }
 
   off(sig: number): void {

@@ -9,6 +9,7 @@ import { socketSender, type Sender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { openFds, openFileLimit, PausableListener } from "./listener.ts";
+import { debugging, log } from "../log.ts";
 
 export interface SocketOptions {
   mode: number;
@@ -88,6 +89,7 @@ export class SocketHub {
       process.umask(umask);
     }
     if (!abstract) chmodSync(address, this.opts.mode);
+    log.debug(`socket ${address}: listening${abstract ? "" : `, mode 0${this.opts.mode.toString(8)}`}, ${this.opts.maxConnections} clients at once, linger ${this.opts.linger} ms, idle timeout ${this.opts.idleTimeout} s`);
     return this.serve(listener, abstract ? `echo 2 | socat - ABSTRACT-CONNECT:${address.slice(1)}` : `echo 2 | nc -U ${address}`);
   }
 
@@ -168,6 +170,7 @@ export class SocketHub {
     const sender = this.sender(s, fd, via, senders);
     if (!sender) return;
     s.data = { sender, framer: this.framer(sender), last: 0, halfClosed: false, closed: false };
+    if (debugging) log.debug(`${sender.prefix.slice(0, -2)} connected`);
     if (this.conns.size < this.opts.maxConnections) return this.admitted(s);
     this.unsure.push(s);
     if (this.unsure.length === 1) setImmediate(() => this.sortOut());
@@ -382,6 +385,7 @@ export class SocketHub {
     if (!c || c.closed) return;
     c.closed = true;
     c.framer.flush();
+    if (debugging) log.debug(`${c.sender.prefix.slice(0, -2)} closed`);
     this.lingering.delete(s);
     this.waiting.delete(s);
     if (this.conns.delete(s)) this.admit();
