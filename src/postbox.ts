@@ -32,8 +32,11 @@ export interface Postbox {
   readonly counted: number;
   /** Resolves when the postbox stops by itself: --count reached, --timeout, stdout closed. */
   readonly stopped: Promise<Stop>;
-  /** Deliver what is buffered, flush stdout, remove what we created. Safe to call twice. */
-  close(): Promise<void>;
+  /**
+   * Deliver what is buffered, flush stdout, remove what we created. Safe to call twice.
+   * Resolves to the number of failures reported on stderr (a message printed but not stored is one).
+   */
+  close(): Promise<number>;
   /** SIGHUP: reopen the --store file (log rotation; the forwarder follows it). */
   reopenStore(): void;
 }
@@ -108,10 +111,10 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     ctx,
   );
   let trap: SignalTrap | undefined;
-  let closing: Promise<void> | undefined;
+  let closing: Promise<number> | undefined;
   let timer: Timer | undefined;
 
-  const close = (): Promise<void> =>
+  const close = (): Promise<number> =>
     (closing ??= (async () => {
       const failures: string[] = [];
       clearTimeout(timer);
@@ -135,6 +138,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
       policy.close();
       if (opts.pidfile !== null) removePidfile(opts.pidfile);
       for (const f of failures) log.error(`while closing ${f}`);
+      return failures.length + ((store?.unkept ?? 0) > 0 ? 1 : 0); // the store reported its own
     })());
 
   // A channel passed by systemd replaces the one we would open ourselves.

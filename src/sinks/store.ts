@@ -34,7 +34,10 @@ export class StoreSink implements Sink {
     }
   }
 
+  /** Messages printed but not kept, known once closed (the exit status must say so). */
+  unkept = 0;
+
   close(): void {
-    this.store.close();
+    this.unkept = this.store.close();
   }
 }
