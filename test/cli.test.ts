@@ -167,6 +167,16 @@ describe("completion", () => {
         expect(await sh(dir.path, `${shell} -n c.${shell}`)).toMatchObject({ exitCode: 0 });
       }
     }
+    if (have("fish")) {
+      // fish completes for real from a script: ask it what `postbox send --ti` and `postbox --color ` offer.
+      const ask = (line: string) => sh(dir.path, `fish --no-config -c 'source c.fish; complete -C "${line}"' | cut -f1`);
+      expect((await ask("postbox send --ti")).stdout).toBe("--timeout\n");
+      expect((await ask("postbox --color ")).stdout.split("\n").sort()).toEqual(["", "always", "auto", "never"]);
+    }
+    if (have("zsh")) {
+      const r = await sh(dir.path, `zsh -fc 'autoload -U compinit; compinit -u -d ./zcompdump; source c.zsh; print -r -- $_comps[postbox]'`);
+      expect(r.stdout).toBe("_postbox\n");
+    }
     expect(await runPostbox(dir.path, ["completion", "tcsh"])).toMatchObject({ exitCode: 2, stderr: expect.stringContaining("completion needs a shell: bash, zsh, fish") });
   });
 });

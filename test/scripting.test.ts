@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, ROOT, have, mqName, runPostbox, sh, socketClient, startPostbox, tempDir, until } from "./harness.ts";
 import { mqPut, mqRemove } from "./helpers/mq.ts";
@@ -18,7 +18,7 @@ describe("made for scripts and CI", () => {
     expect(lines[0]).toBe("fifo: hello");
     expect(lines[1]).toMatch(new RegExp(`^socket\\[pid=\\d+,uid=${uid},gid=\\d+\\]: world$`));
     expect(lines[2]).toMatch(new RegExp(`^signal\\[pid=\\d+,uid=${uid},sig=SIGUSR1\\]: 42$`));
-    expect(existsSync(join(dir.path, "postbox.pid"))).toBe(false); // removed at exit
+    expect(readdirSync(dir.path)).toEqual([]); // pidfile, fifo, socket and its output file: nothing left behind
   });
 
   test("--timeout first: exit 3 and how many arrived", async () => {
@@ -153,6 +153,19 @@ describe("made for scripts and CI", () => {
     for (const args of [["--match", "x"], ["--count", "0"], ["--rate", "fast"], ["--allow-uid", "no-such-user-xyz"], ["--match", "(", "--count", "1"]]) {
       const r = await runPostbox(dir.path, args);
       expect(r.exitCode).toBe(2);
+    }
+  });
+});
+
+describe("the docs", () => {
+  test("README and BENCHMARKS point only at files in the repo", () => {
+    for (const doc of ["README.md", "BENCHMARKS.md"]) {
+      const text = readFileSync(join(ROOT, doc), "utf8");
+      expect(text).not.toMatch(/\.\.\/|\/work\//); // nothing outside the clone
+      // Repo paths as links or in backticks (PREFIX/… and /run/… are where things go, not files here)
+      const paths = [...text.matchAll(/\]\(([^)#:]+)\)|`((?:[a-z][\w.-]*\/)+[\w.-]+\.(?:sh|ts|py|c|md|service|socket|1))`/g)].map((m) => m[1] ?? m[2]!);
+      expect(paths.length).toBeGreaterThan(0);
+      for (const p of paths) expect({ doc, path: p, exists: existsSync(join(ROOT, p)) }).toEqual({ doc, path: p, exists: true });
     }
   });
 });
