@@ -1,5 +1,7 @@
 // npm run release: both Linux targets, compressed, with SHA256SUMS and the man page.
-//   bun scripts/release.ts [--dist=DIR]        (default ./dist)
+//   bun scripts/release.ts [--dist=DIR] [--fast]       (default ./dist)
+// --fast: xz -1 instead of -9, for the test that installs the artifacts (xz -9 of
+// both targets takes minutes; the files and every other step are the same).
 // Each binary is built as <tmp>/<target>/postbox: Bun embeds the output's file name,
 // so the same name keeps builds of one commit byte-identical. xz -9 single-threaded
 // is deterministic too: the same commit gives the same SHA256SUMS.
@@ -18,10 +20,12 @@ function fail(message: string): never {
 }
 
 let dist = join(root, "dist");
+let level = "-9";
 for (const arg of process.argv.slice(2)) {
   const m = /^--dist=(.+)$/.exec(arg);
-  if (!m) fail(`unknown argument ${arg} (usage: bun scripts/release.ts [--dist=DIR])`);
-  dist = resolve(m[1]!);
+  if (arg === "--fast") level = "-1";
+  else if (m) dist = resolve(m[1]!);
+  else fail(`unknown argument ${arg} (usage: bun scripts/release.ts [--dist=DIR] [--fast])`);
 }
 
 async function run(argv: string[], stdout: "inherit" | number = "inherit"): Promise<void> {
@@ -44,7 +48,7 @@ try {
   await Promise.all(
     TARGETS.map(async (target, i) => {
       const out = Bun.file(archives[i]!).writer();
-      const p = Bun.spawn(["xz", "-9", "-T1", "-c", join(work, target, "postbox")], { stdout: "pipe", stderr: "inherit" });
+      const p = Bun.spawn(["xz", level, "-T1", "-c", join(work, target, "postbox")], { stdout: "pipe", stderr: "inherit" });
       for await (const chunk of p.stdout) out.write(chunk);
       await out.end();
       if ((await p.exited) !== 0) fail(`xz failed for ${target}`);
