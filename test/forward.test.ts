@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { report, runPostbox, sh, socketClient, startPostbox, tempDir, until } from "./harness.ts";
+import { BIN, report, runPostbox, sh, socketClient, startPostbox, tempDir, until } from "./harness.ts";
 import { Collector, freePort, haveRsyslog, haveTls, throwawayCa, type Received } from "./helpers/rsyslog.ts";
 
 const uid = process.getuid!();
@@ -299,7 +299,7 @@ describe("--forward usage", () => {
     expect(r).toEqual({
       exitCode: 2,
       stdout: "",
-      stderr: "postbox: --forward needs --store <file>: messages are forwarded from the store, so that none is lost while the collector is away\nTry 'postbox --help' for the options.\n",
+      stderr: `postbox: --forward needs --store <file>: messages are forwarded from the store, so that none is lost while the collector is away\nTry '${BIN} --help' for the options.\n`,
     });
     const bad = await runPostbox(dir.path, ["--no-mq", "--store", "s", "--forward", "http://x"]);
     expect(bad.exitCode).toBe(2);
