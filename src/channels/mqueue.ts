@@ -70,7 +70,7 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
   // An existing queue keeps the attributes it was made with: size the buffer from it.
   const attr = mqGetattr(mqd);
   const buf = new Uint8Array(attr.msgsize);
-  log.debug(`mq ${name}: open, maxmsg ${attr.maxmsg}, msgsize ${attr.msgsize}, ${attr.curmsgs} waiting, notified by signal ${opts.notifySignal}`);
+  log.debug(`mq ${name}: open, maxmsg ${attr.maxmsg}, msgsize ${attr.msgsize}, ${attr.curmsgs} waiting`);
   const prio = new Uint32Array(1);
   const senders = new Map<number, Sender>(); // one per priority seen (at most MQ_PRIO_MAX)
   const sender = (p: number): Sender => {
