@@ -9,7 +9,7 @@ export type Shell = (typeof SHELLS)[number];
 /** Values a shell can offer for an option or operand, or "files", or null (free text). */
 function valuesOf(hint: string | null): string[] | "files" | null {
   if (hint === null) return null;
-  if (hint === "path" || hint === "file") return "files";
+  if (hint.split("|").some((h) => h === "path" || h === "file")) return "files"; // path|@name too
   if (hint === "when") return [...COLOR_MODES];
   if (hint.includes("|")) return hint.split("|");
   return null;

@@ -27,7 +27,7 @@ const options = (rows: OptionRow[]) => rows.flatMap((r) => [".TP", flags(r), rof
 
 const PROSE = {
   description: [
-    "postbox opens a named FIFO, a Unix domain stream socket (path and/or abstract name), signals with sigqueue(3) payloads and a POSIX message queue, all in one event loop, and prints every message on stdout, one line each, with its sender:",
+    "postbox opens a named FIFO, a Unix domain stream socket (path and/or abstract name), signals with sigqueue(3) payloads, a POSIX message queue and, with \\fB\\-\\-dgram\\fR, Unix datagram sockets, all in one event loop, and prints every message on stdout, one line each, with its sender:",
     ".PP",
     ".EX",
     "fifo: 1",
