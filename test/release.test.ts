@@ -47,6 +47,11 @@ async function release(): Promise<string> {
   if ((await p.exited) !== 0) throw new Error("bun scripts/release.ts failed");
   rmSync(dist, { recursive: true, force: true });
   renameSync(tmp, dist); // whole or not at all: a killed run leaves only a .tmp
+  // ~80 MiB per source version: drop releases of other versions not used for an hour.
+  for (const old of readdirSync(cacheRoot())) {
+    const path = join(cacheRoot(), old);
+    if (/^release-fast-/.test(old) && path !== dist && Date.now() - statSync(path).mtimeMs > 3_600_000) rmSync(path, { recursive: true, force: true });
+  }
   return dist;
 }
 
