@@ -34,8 +34,6 @@ let stream = "";
 /** What the collector has taken (persisted) and how far sending has got. */
 let committed: Position | null = null;
 let at: Position | null = null;
-let startSeq = 0;
-let backlog = 0;
 /** Bytes the link has not taken yet, and where they end in the spool. */
 let unsent: Uint8Array | null = null;
 let unsentEnd: Position | null = null;
@@ -51,18 +49,41 @@ const where = () => `syslog+${target.tls ? "tls" : "tcp"}://${target.host.includ
 
 function progress(): void {
   if (!at || !committed) return;
-  post({ type: "progress", up: link.up, startSeq, backlog, sentSeq: at.seq, committedSeq: committed.seq });
+  post({ type: "progress", up: link.up, records: spool.records, sent: at.records, committed: committed.records });
 }
 
-/** Frames for the complete lines in bytes, numbered from seq + 1; returns the frames and the last number. */
-function frames(bytes: Uint8Array, seq: number): { out: Uint8Array; seq: number } {
+/** While sent bytes wait to count as taken, look again every TICK_MS; idle, nothing wakes the thread. */
+let tick: Timer | undefined;
+function schedule(): void {
+  if (tick !== undefined || checkpoints.length === 0) return;
+  tick = setTimeout(() => {
+    tick = undefined;
+    commit();
+    progress();
+    schedule();
+  }, TICK_MS);
+}
+
+/** finish() waits for the next drain, disconnection or sync. */
+let wake: (() => void) | null = null;
+function poke(): void {
+  const w = wake;
+  wake = null;
+  w?.();
+}
+
+/** Frames for the complete lines in bytes, numbered from seq + 1; returns the frames, the last number and the records passed (as Spool counts them). */
+function frames(bytes: Uint8Array, seq: number): { out: Uint8Array; seq: number; records: number } {
   // text frames are joined into one string and encoded once: per-frame buffers cost more than the framing
   const parts: Uint8Array[] = [];
   let text = "";
+  let records = 0;
   for (const line of decoder.decode(bytes).split("\n")) {
     if (line === "") continue;
     let rec: Record<string, unknown>;
     try {
+      if (!line.endsWith("}")) throw new Error("torn");
+      records++;
       rec = JSON.parse(line) as Record<string, unknown>;
       if (typeof rec !== "object" || rec === null) throw new Error("not an object");
     } catch {
@@ -81,9 +102,9 @@ function frames(bytes: Uint8Array, seq: number): { out: Uint8Array; seq: number 
       text = "";
     }
   }
-  if (parts.length === 0) return { out: Buffer.from(text, "utf8"), seq };
+  if (parts.length === 0) return { out: Buffer.from(text, "utf8"), seq, records };
   parts.push(Buffer.from(text, "utf8"));
-  return { out: Buffer.concat(parts), seq };
+  return { out: Buffer.concat(parts), seq, records };
 }
 
 /** Send from `at` while the link takes it; drain() calls again. */
@@ -97,6 +118,7 @@ function pump(): void {
       }
       checkpoints.push({ t: performance.now(), bytes: link.written, pos: unsentEnd! });
       unsent = null;
+      schedule();
     }
     const r = spool.read(at, buf);
     if (r === "longer") {
@@ -104,8 +126,8 @@ function pump(): void {
       continue;
     }
     if (!r) return;
-    const { out, seq } = frames(r.bytes, r.pos.seq);
-    at = { ...r.pos, pos: r.pos.pos + r.bytes.byteLength, seq };
+    const { out, seq, records } = frames(r.bytes, r.pos.seq);
+    at = { ...r.pos, pos: r.pos.pos + r.bytes.byteLength, seq, records: r.pos.records + records };
     unsent = out;
     unsentEnd = at;
   }
@@ -168,11 +190,19 @@ function down(why: string): void {
 
 async function finish(ms: number): Promise<void> {
   const deadline = performance.now() + ms;
+  let ackWait = 5;
   while (link.up && performance.now() < deadline) {
     pump();
-    if (!unsent && at && spool.read(at, buf) === null && link.acked() === link.written) break;
-    await Bun.sleep(5);
+    const left = deadline - performance.now();
+    if (unsent || !at) await Promise.race([new Promise<void>((r) => (wake = r)), Bun.sleep(left)]);
+    else if (link.acked() === link.written) break;
+    else {
+      // all written; TCP raises no event when the peer acknowledges it: look again, less often
+      await Bun.sleep(Math.min(ackWait, left));
+      ackWait = Math.min(ackWait * 2, 100);
+    }
   }
+  clearTimeout(tick);
   if (link.up) commit(true);
   persist();
   link.close();
@@ -194,18 +224,20 @@ self.onmessage = (e: MessageEvent<ToForwarder>) => {
       stream = m.cursor?.stream ?? m.stream;
       org = origin(hostname(), m.pid, stream);
       spool = new Spool(m.storePath, warn);
-      link = new Link(target, { up, down, drain: pump });
-      setInterval(() => {
-        commit();
-        progress();
-      }, TICK_MS);
+      link = new Link(target, {
+        up,
+        down: (why) => (down(why), poke()),
+        drain: () => (pump(), poke()),
+      });
       break;
     case "synced": {
       spool.synced(m, m.size);
-      if (at || spool.files.length === 0) return pump();
+      if (at || spool.files.length === 0) {
+        pump();
+        poke();
+        return progress();
+      }
       committed = at = spool.begin(saved);
-      startSeq = at.seq;
-      backlog = spool.linesAfter(at);
       persist(); // the stream id is durable before its first message goes out
       link.connect();
       progress();

@@ -25,7 +25,8 @@ export type ToForwarder =
 
 export type FromForwarder =
   | { type: "log"; level: "warn" | "info"; message: string }
-  | { type: "progress"; up: boolean; startSeq: number; backlog: number; sentSeq: number; committedSeq: number }
+  /** Records the store has made durable since forwarding began, and how many of them were sent / taken. */
+  | { type: "progress"; up: boolean; records: number; sent: number; committed: number }
   | { type: "done" };
 
 interface Reporter {
@@ -53,10 +54,9 @@ function pem(path: string | null, what: string): string | undefined {
 
 export class ForwardSink implements Sink {
   private readonly worker: Worker;
-  private taken = 0;
   private last: Extract<FromForwarder, { type: "progress" }> | null = null;
   private reported = 0;
-  private readonly timer: Timer;
+  private readonly url: string;
   private done: Promise<void>;
   private ended!: () => void;
 
@@ -65,7 +65,7 @@ export class ForwardSink implements Sink {
     private readonly store: Store,
     private readonly report: Reporter,
   ) {
-    const url = forwardUrl(opts);
+    const url = (this.url = forwardUrl(opts));
     if (!lstatSync(store.path, { throwIfNoEntry: false })?.isFile())
       throw new PostboxError(`cannot forward to ${url} from the store ${store.path}: not a regular file (the forwarder reads it back)`);
     const target: Target = { tls: opts.tls, host: opts.host, port: opts.port, ca: pem(opts.ca, "CA file"), cert: pem(opts.cert, "certificate"), key: pem(opts.key, "key") };
@@ -80,8 +80,6 @@ export class ForwardSink implements Sink {
     this.post({ type: "init", target, storePath: store.path, cursorFd: fd, cursor, stream: newStream(), pid: process.pid });
     store.onSynced = (f) => this.post({ type: "synced", ...f });
     store.sync(); // tells the forwarder the file and how much of it is durable now
-    this.timer = setInterval(() => this.checkLag(url), 1_000);
-    this.timer.unref();
   }
 
   private post(m: ToForwarder): void {
@@ -90,18 +88,24 @@ export class ForwardSink implements Sink {
 
   private receive(m: FromForwarder): void {
     if (m.type === "log") this.report[m.level](m.message);
-    else if (m.type === "progress") this.last = m;
-    else this.ended();
+    else if (m.type === "progress") {
+      this.last = m;
+      this.checkLag();
+    } else this.ended();
   }
 
-  /** Messages stored but not yet sent (or, with `committed`, not yet taken by the collector). */
+  /**
+   * Records the store keeps (durable) but not yet sent (or, with `committed`, not
+   * yet taken by the collector).
+   */
   lag(committed = false): number {
     const p = this.last;
-    if (!p) return this.taken;
-    return Math.max(0, p.backlog + this.taken - ((committed ? p.committedSeq : p.sentSeq) - p.startSeq));
+    if (!p) return 0;
+    return Math.max(0, p.records - (committed ? p.committed : p.sent));
   }
 
-  private checkLag(url: string): void {
+  private checkLag(): void {
+    const url = this.url;
     const lag = this.lag();
     if (lag >= LAG_REPORTED_FROM && lag >= 2 * this.reported) {
       this.reported = lag;
@@ -112,14 +116,11 @@ export class ForwardSink implements Sink {
     }
   }
 
-  take(_m: Message): void {
-    this.taken++; // the record itself reaches the forwarder through the store
-  }
+  take(_m: Message): void {} // the record reaches the forwarder through the store, once it is durable there
 
   flush(): void {}
 
   async close(): Promise<void> {
-    clearInterval(this.timer);
     this.store.flush();
     this.store.sync(); // the store's last records are durable, and the forwarder knows it
     this.post({ type: "finish", ms: FINISH_MS });

@@ -18,6 +18,11 @@ export interface SpoolFile extends FileId {
   final: boolean;
   /** Times the file was seen shrinking (truncated in place): positions of an older generation are void. */
   generation: number;
+  /** Bytes whose records are counted in Spool.records, and the last of them. */
+  counted: number;
+  lastByte: number;
+  /** Spool.records when this generation of the file began: a position reset to its start has passed that many. */
+  base: number;
 }
 
 /** Where the forwarder is: a line boundary in a file, and the sequence number of the line before it. */
@@ -27,13 +32,24 @@ export interface Position {
   seq: number;
   /** file.generation when the position was taken. */
   generation: number;
+  /** Records passed since forwarding began: the lag is Spool.records minus this. */
+  records: number;
 }
 
 const same = (a: FileId, b: FileId) => a.dev === b.dev && a.ino === b.ino;
+const NL = 10;
+const CLOSE = 0x7d; // `}`
 
 export class Spool {
   /** Oldest first; files[0] holds the committed cursor. */
   readonly files: SpoolFile[] = [];
+  /**
+   * Records durable since where forwarding began, counted as the store syncs them:
+   * what the store really kept. A record is a line ending in `}` (a JSON object);
+   * a record torn by a crash (sealed with a newline) is not one.
+   */
+  records = 0;
+  private counting = false;
 
   constructor(
     private readonly path: string,
@@ -47,14 +63,35 @@ export class Spool {
       // Synced sizes only grow, unless the file was truncated in place (copytruncate, `: > store`).
       if (size < last.durable) {
         last.generation++;
+        last.counted = 0;
+        last.lastByte = NL;
+        last.base = this.records; // records of the old content not sent yet are gone, not behind
         this.warn(`the store ${this.path} was truncated under the forwarder: forwarding what it holds now from its start`);
       }
       last.durable = size;
+      this.count(last);
       return;
     }
     if (last) last.final = true;
     const f = this.openFile(id, size);
-    if (f) this.files.push(f);
+    if (!f) return;
+    f.base = this.records;
+    this.files.push(f);
+    this.count(f);
+  }
+
+  /** Add the records of f synced since it was last counted. */
+  private count(f: SpoolFile): void {
+    if (!this.counting || f.counted >= f.durable) return;
+    const buf = new Uint8Array(Math.min(1 << 20, f.durable - f.counted));
+    while (f.counted < f.durable) {
+      const n = readSync(f.fd, buf, 0, Math.min(buf.byteLength, f.durable - f.counted), f.counted);
+      if (n === 0) return; // shorter than synced (truncated just now): the next sync tells
+      const got = buf.subarray(0, n);
+      for (let k = got.indexOf(NL); k !== -1; k = got.indexOf(NL, k + 1)) if ((k > 0 ? got[k - 1] : f.lastByte) === CLOSE) this.records++;
+      f.lastByte = got[n - 1]!;
+      f.counted += n;
+    }
   }
 
   /** The store's file at its path, or (rotated away) a file of the same directory with that identity. */
@@ -67,7 +104,7 @@ export class Spool {
         continue;
       }
       const st = fstatSync(fd);
-      if (st.isFile() && same(st, id)) return { dev: st.dev, ino: st.ino, fd, durable: size, final: false, generation: 0 };
+      if (st.isFile() && same(st, id)) return { dev: st.dev, ino: st.ino, fd, durable: size, final: false, generation: 0, counted: 0, lastByte: NL, base: 0 };
       closeSync(fd);
     }
     return null;
@@ -106,12 +143,19 @@ export class Spool {
       } else this.warn(`the store file the forwarding cursor points to is gone (rotated out of ${dirname(this.path)}?): what it still held is not forwarded; going on with ${this.path}`);
     }
     const file = this.files[0]!;
-    if (!cursor || !same(cursor, file)) return { file, pos: 0, seq: cursor?.seq ?? 0, generation: file.generation };
-    if (cursor.pos > file.durable) {
-      this.warn(`the store ${this.path} is shorter than the forwarding cursor (truncated?): forwarding it from its start`);
-      return { file, pos: 0, seq: cursor.seq, generation: file.generation };
+    let pos = 0;
+    if (cursor && same(cursor, file)) {
+      if (cursor.pos > file.durable) this.warn(`the store ${this.path} is shorter than the forwarding cursor (truncated?): forwarding it from its start`);
+      else pos = cursor.pos;
     }
-    return { file, pos: cursor.pos, seq: cursor.seq, generation: file.generation };
+    // the lag counts from here on
+    this.counting = true;
+    file.counted = pos;
+    for (const f of this.files) {
+      f.base = this.records;
+      this.count(f);
+    }
+    return { file, pos, seq: cursor?.seq ?? 0, generation: file.generation, records: 0 };
   }
 
   /**
@@ -123,7 +167,7 @@ export class Spool {
     for (;;) {
       const f = p.file;
       // What the file holds since it was truncated was all written after: it is all new.
-      if (p.generation !== f.generation) p = { file: f, pos: 0, seq: p.seq, generation: f.generation };
+      if (p.generation !== f.generation) p = { file: f, pos: 0, seq: p.seq, generation: f.generation, records: f.base };
       const n = Math.min(buf.byteLength, f.durable - p.pos);
       if (n > 0) {
         const got = readSync(f.fd, buf, 0, n, p.pos);
@@ -135,20 +179,8 @@ export class Spool {
       const i = this.files.indexOf(f);
       if (!f.final || i + 1 >= this.files.length) return null;
       const next = this.files[i + 1]!;
-      p = { file: next, pos: 0, seq: p.seq, generation: next.generation };
+      p = { file: next, pos: 0, seq: p.seq, generation: next.generation, records: next.base };
     }
-  }
-
-  /** Messages between p and what is durable now (for the lag at start). */
-  linesAfter(p: Position): number {
-    let lines = 0;
-    const buf = new Uint8Array(1 << 20);
-    for (let i = this.files.indexOf(p.file), pos = p.pos; i < this.files.length; i++, pos = 0) {
-      const f = this.files[i]!;
-      for (let n; (n = readSync(f.fd, buf, 0, Math.min(buf.byteLength, f.durable - pos), pos)) > 0; pos += n)
-        for (let k = buf.indexOf(10); k !== -1 && k < n; k = buf.indexOf(10, k + 1)) lines++;
-    }
-    return lines;
   }
 
   /** Files wholly before the committed position are not needed again. */
