@@ -1,10 +1,15 @@
 import { describe, expect, test } from "bun:test";
 import { parseForward } from "../src/options.ts";
 import { UsageError } from "../src/errors.ts";
-import { headerField, origin, SD_ID, structuredData, syslogFrame } from "../src/sinks/syslog.ts";
+import { Frames, headerField, origin, SD_ID, structuredData } from "../src/sinks/syslog.ts";
 
 const o = origin("host.example", 42, "0123456789abcdef");
-const frame = (rec: Record<string, unknown>, seq = 7) => Buffer.from(syslogFrame(rec, seq, o));
+/** The forwarder's framing, for one record. */
+const frame = (rec: Record<string, unknown>, seq = 7) => {
+  const f = new Frames();
+  f.add(rec, seq, o);
+  return Buffer.from(f.bytes());
+};
 
 describe("RFC 5424 frames", () => {
   test("octet counting: LEN SP, then PRI VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG", () => {
@@ -15,6 +20,13 @@ describe("RFC 5424 frames", () => {
     expect(text.slice(sp + 1)).toBe(
       `<14>1 2026-12-01T09:08:08.123Z host.example postbox 42 socket [${SD_ID} seq="7" stream="0123456789abcdef" channel="socket" pid="5" uid="1000" gid="100" comm="nc" via="socket"] hello`,
     );
+  });
+
+  test("a run of records, text and bytes mixed, is the frames one after the other in order", () => {
+    const recs = [{ msg: "a" }, { msg_b64: Buffer.from([0xff]).toString("base64") }, { msg: "é" }, { msg: "c" }];
+    const run = new Frames();
+    recs.forEach((r, i) => run.add(r, i + 1, o));
+    expect(Buffer.from(run.bytes()).toString("hex")).toBe(Buffer.concat(recs.map((r, i) => frame(r, i + 1))).toString("hex"));
   });
 
   test("PARAM-VALUE escapes \", \\ and ]; bad names and non-scalar values are left out", () => {

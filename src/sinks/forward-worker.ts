@@ -13,7 +13,7 @@ import { niceThisThread } from "../ffi/libc.ts";
 import { saveCursor, type Cursor } from "./cursor.ts";
 import { Link, type Target } from "./link.ts";
 import { Spool, type Position } from "./spool.ts";
-import { octetCounted, octetCountedBytes, origin, syslogMessage, type Origin } from "./syslog.ts";
+import { Frames, origin, type Origin } from "./syslog.ts";
 import type { FromForwarder, ToForwarder } from "./forward.ts";
 
 declare const self: Worker;
@@ -74,9 +74,7 @@ function poke(): void {
 
 /** Frames for the complete lines in bytes, numbered from seq + 1; returns the frames, the last number and the records passed (as Spool counts them). */
 function frames(bytes: Uint8Array, seq: number): { out: Uint8Array; seq: number; records: number } {
-  // text frames are joined into one string and encoded once: per-frame buffers cost more than the framing
-  const parts: Uint8Array[] = [];
-  let text = "";
+  const out = new Frames();
   let records = 0;
   for (const line of decoder.decode(bytes).split("\n")) {
     if (line === "") continue;
@@ -95,16 +93,9 @@ function frames(bytes: Uint8Array, seq: number): { out: Uint8Array; seq: number;
       }
       continue;
     }
-    const m = syslogMessage(rec, ++seq, org);
-    if (typeof m === "string") text += octetCounted(m);
-    else {
-      parts.push(Buffer.from(text, "utf8"), octetCountedBytes(m));
-      text = "";
-    }
+    out.add(rec, ++seq, org);
   }
-  if (parts.length === 0) return { out: Buffer.from(text, "utf8"), seq, records };
-  parts.push(Buffer.from(text, "utf8"));
-  return { out: Buffer.concat(parts), seq, records };
+  return { out: out.bytes(), seq, records };
 }
 
 /** Send from `at` while the link takes it; drain() calls again. */

@@ -97,22 +97,27 @@ export function syslogMessage(rec: StoredRecord, seq: number, o: Origin): string
   return out;
 }
 
-/** RFC 6587 octet counting: `LEN SP SYSLOG-MSG`. */
-export function octetCounted(m: string): string {
-  return `${Buffer.byteLength(m, "utf8")} ${m}`;
-}
+/**
+ * RFC 6587 octet-counted frames (`LEN SP SYSLOG-MSG`) for a run of records, as one
+ * buffer: text frames are joined into one string and encoded once (per-frame
+ * buffers cost more than the framing); a frame whose MSG is bytes goes in as bytes.
+ */
+export class Frames {
+  private readonly parts: Uint8Array[] = [];
+  private text = "";
 
-/** The same for a message that is bytes (MSG not UTF-8). */
-export function octetCountedBytes(m: Uint8Array): Uint8Array {
-  const prefix = Buffer.from(`${m.byteLength} `);
-  const out = new Uint8Array(prefix.byteLength + m.byteLength);
-  out.set(prefix);
-  out.set(m, prefix.byteLength);
-  return out;
-}
+  add(rec: StoredRecord, seq: number, o: Origin): void {
+    const m = syslogMessage(rec, seq, o);
+    if (typeof m === "string") {
+      this.text += `${Buffer.byteLength(m, "utf8")} ${m}`;
+      return;
+    }
+    this.parts.push(Buffer.from(this.text, "utf8"), Buffer.from(`${m.byteLength} `), m);
+    this.text = "";
+  }
 
-/** One whole frame as bytes (the forwarder frames whole batches with the two above). */
-export function syslogFrame(rec: StoredRecord, seq: number, o: Origin): Uint8Array {
-  const m = syslogMessage(rec, seq, o);
-  return typeof m === "string" ? Buffer.from(octetCounted(m), "utf8") : octetCountedBytes(m);
+  bytes(): Uint8Array {
+    if (this.parts.length === 0) return Buffer.from(this.text, "utf8");
+    return Buffer.concat([...this.parts, Buffer.from(this.text, "utf8")]);
+  }
 }
