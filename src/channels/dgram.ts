@@ -5,8 +5,8 @@
 import { readFileSync, writeSync } from "node:fs";
 import { bindDatagramName, bindDatagramPath, releaseDatagramPath, type ClaimedPath } from "../endpoint-dgram.ts";
 import { PostboxError, reason } from "../errors.ts";
-import { closeFd, datagramSocket, passCredentials, wakeFd } from "../ffi/dgram.ts";
-import { unixSocketName } from "../ffi/libc.ts";
+import { datagramSocket, passCredentials } from "../ffi/dgram.ts";
+import { closeFd, eventFd, unixSocketName } from "../ffi/libc.ts";
 import { dgramSender, type Sender } from "../format.ts";
 import { selfCommand } from "../self.ts";
 import { parseSyslog } from "../syslog-parse.ts";
@@ -69,7 +69,7 @@ export function adoptDgram(fd: number, name: string, opts: DgramOptions, ctx: Ch
 }
 
 function serveDgram(fd: number, via: string, claimed: ClaimedPath | null, opts: DgramOptions, ctx: ChannelContext): ChannelHandle {
-  const wake = wakeFd();
+  const wake = eventFd({ nonBlocking: true });
   const shared = new SharedArrayBuffer(8);
   const state = new Int32Array(shared);
   const worker = new Worker(DGRAM_READER);

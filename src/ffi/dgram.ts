@@ -2,44 +2,10 @@
 // SO_PASSCRED, recvmsg with SCM_CREDENTIALS, connect as a liveness probe,
 // sendto. Pointers stay in this file; everything exported is typed and throws
 // SysError with the errno name.
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { ptr } from "bun:ffi";
 import { constants } from "node:os";
 import { SysError } from "../errors.ts";
-import { errnoNameOf } from "./libc.ts";
-
-const { i32, u32, u64, ptr: p } = FFIType;
-
-const symbols = {
-  __errno_location: { args: [], returns: p },
-  socket: { args: [i32, i32, i32], returns: i32 },
-  bind: { args: [i32, p, u32], returns: i32 },
-  connect: { args: [i32, p, u32], returns: i32 },
-  setsockopt: { args: [i32, i32, i32, p, u32], returns: i32 },
-  getsockopt: { args: [i32, i32, i32, p, p], returns: i32 },
-  recvmsg: { args: [i32, p, i32], returns: FFIType.i64_fast },
-  sendto: { args: [i32, p, u64, i32, p, u32], returns: FFIType.i64_fast },
-  ppoll: { args: [p, u64, p, p], returns: i32 },
-  eventfd: { args: [u32, i32], returns: i32 },
-  close: { args: [i32], returns: i32 },
-} as const;
-
-type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
-let libc: Libc | undefined;
-
-/** dlopen on first use (in each thread that uses it), never at import time. */
-function c(): Libc {
-  libc ??= dlopen("libc.so.6", symbols).symbols;
-  return libc;
-}
-
-function errno(): number {
-  const e = c().__errno_location();
-  return e === null ? 0 : read.i32(e, 0);
-}
-
-function fail(syscall: string, where?: string, code = errno()): never {
-  throw new SysError(syscall, errnoNameOf(code), code, where);
-}
+import { c, errno, fail, ppollFds } from "./core.ts";
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
@@ -112,19 +78,6 @@ export function probeDatagram(address: string): "live" | "stream" | "stale" | "n
   }
 }
 
-/** An eventfd, to wake a thread blocked in waitDatagrams (write 8 bytes to it). */
-export function wakeFd(): number {
-  const EFD_CLOEXEC = 0o2000000;
-  const EFD_NONBLOCK = 0o4000;
-  const fd = c().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd < 0) fail("eventfd");
-  return fd;
-}
-
-export function closeFd(fd: number): void {
-  c().close(fd);
-}
-
 const POLLIN = 1;
 
 /**
@@ -147,7 +100,6 @@ export class DatagramReceiver {
   private readonly controlBytes: Uint8Array;
   private readonly pollfds: Int32Array;
   private readonly pollEvents: Int16Array;
-  private readonly timespec = new BigInt64Array(new ArrayBuffer(16));
   /** The iovec the msghdr points to: kept alive as long as this receiver. */
   private readonly iov: BigUint64Array;
 
@@ -214,17 +166,7 @@ export class DatagramReceiver {
   wait(microseconds: number): "data" | "wake" | "timeout" {
     this.pollEvents[3] = 0;
     this.pollEvents[7] = 0;
-    let ts: BigInt64Array | null = null;
-    if (microseconds >= 0) {
-      ts = this.timespec;
-      ts[0] = BigInt(Math.floor(microseconds / 1e6));
-      ts[1] = BigInt(Math.round((microseconds % 1e6) * 1000));
-    }
-    const n = c().ppoll(this.pollfds, 2, ts, null);
-    if (n < 0) {
-      if (errno() === constants.errno.EINTR) return "timeout";
-      fail("ppoll", `fd ${this.fd}`);
-    }
+    const n = ppollFds(this.pollfds, 2, microseconds < 0 ? Infinity : microseconds, `fd ${this.fd}`); // 0 after a signal too
     if (this.pollEvents[7] !== 0) return "wake";
     return n > 0 ? "data" : "timeout";
   }

@@ -5,7 +5,8 @@
 import { cc } from "bun:ffi";
 import { closeSync, writeFileSync } from "node:fs";
 import { SysError } from "../errors.ts";
-import { errnoNameOf, memfdCreate } from "./libc.ts";
+import { errnoNameOf } from "./core.ts";
+import { memfdCreate } from "./libc.ts";
 
 /** The trap's C source (exported for the layout test, which compiles it with a probe). */
 export const TRAP_SOURCE = String.raw`
