@@ -15,6 +15,7 @@ import { send, stdinLines } from "./send.ts";
 import { didYouMean, helpText } from "./usage.ts";
 import { versionText } from "./version.ts";
 import { waitUntilServing } from "./wait.ts";
+import { logCommand } from "./commands/log.ts";
 
 /** One write, so whoever waits for it sees it whole. */
 function banner(box: Postbox): void {
@@ -87,6 +88,7 @@ const RUN: Record<string, (raw: string[]) => Promise<number>> = {
   wait: waitCommand,
   help: helpCommand,
   completion: completionCommand,
+  log: logCommand,
 };
 
 /** One of these flags before a `--`. */

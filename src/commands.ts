@@ -2,7 +2,7 @@
 // the man page and shell completions. A new command or option added here shows up
 // in all of them.
 import type { ArgsDef } from "citty";
-import { completionArgs, globalArgs, helpArgs, NEGATABLE, sendArgs, serveArgs, waitArgs } from "./options.ts";
+import { completionArgs, globalArgs, helpArgs, logArgs, NEGATABLE, sendArgs, serveArgs, waitArgs } from "./options.ts";
 
 export interface CommandSpec {
   name: string;
@@ -18,6 +18,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: "serve", summary: "Open the postbox (the default command)", args: serveArgs, negatable: NEGATABLE },
   { name: "send", summary: "Post one message (or stdin, line by line) to a postbox", args: sendArgs, negatable: none },
   { name: "wait", summary: "Return 0 as soon as a postbox serves there, 1 on timeout", args: waitArgs, negatable: none },
+  { name: "log", summary: "Read the --store mailbox back, like journalctl (filters, -n, -f)", args: logArgs, negatable: none },
   { name: "help", summary: "Show the help of a command", args: helpArgs, negatable: none },
   { name: "completion", summary: "Print a completion script: eval \"$(postbox completion bash)\"", args: completionArgs, negatable: none },
 ];

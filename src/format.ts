@@ -76,6 +76,32 @@ export function mqueueSender(via: string, prio: number): Sender {
   return { channel: "mqueue", prefix: `mqueue[prio=${prio}]: `, fields: { prio, via } };
 }
 
+type Stored = Readonly<Record<string, unknown>>;
+const int = (v: unknown): v is number => Number.isSafeInteger(v);
+const str = (v: unknown, dflt: string): string => (typeof v === "string" ? v : dflt);
+
+/**
+ * The sender of a stored record (`postbox log`), made by the same constructors as
+ * serve's, so the text line read back is the line serve printed. Null when the
+ * record's fields cannot be what serve wrote (a prefix must never carry raw bytes).
+ */
+export function senderOf(rec: Stored): Sender | null {
+  switch (rec.channel) {
+    case "fifo":
+      return fifoSender(str(rec.via, "fifo"));
+    case "socket":
+      if (!int(rec.pid) || !int(rec.uid) || !int(rec.gid)) return null;
+      return socketSender(str(rec.via, ""), rec.pid, rec.uid, rec.gid, typeof rec.comm === "string" ? rec.comm : undefined);
+    case "signal":
+      if (!int(rec.pid) || !int(rec.uid) || typeof rec.sig !== "string" || !/^SIG[A-Z0-9+-]{1,16}$/.test(rec.sig)) return null;
+      return signalSender(rec.pid, rec.uid, rec.sig, int(rec.value) ? rec.value : 0, int(rec.code) ? rec.code : 0);
+    case "mqueue":
+      return int(rec.prio) ? mqueueSender(str(rec.via, ""), rec.prio) : null;
+    default:
+      return null;
+  }
+}
+
 const HEX = "0123456789abcdef";
 const SHORT: Record<number, string> = { 9: "\\t", 10: "\\n", 13: "\\r" };
 
@@ -160,7 +186,7 @@ let isoMs = -1;
 let iso = "";
 
 /** toISOString costs more than the rest of a line: once per millisecond is enough. */
-function timestamp(now?: Date): string {
+export function timestamp(now?: Date): string {
   if (now) return now.toISOString();
   const ms = Date.now();
   if (ms !== isoMs) {
@@ -174,7 +200,7 @@ function timestamp(now?: Date): string {
 const fieldsJson = new WeakMap<Sender, string>();
 
 /** One NDJSON object (without the newline): ts, channel, msg (msg_b64), then the sender's fields. */
-export function jsonLine(from: Sender, body: Uint8Array, now?: Date): string {
+export function jsonLine(from: Sender, body: Uint8Array, now?: Date | string): string {
   let msg: string;
   try {
     msg = JSON.stringify(strictUtf8.decode(body));
@@ -186,11 +212,21 @@ export function jsonLine(from: Sender, body: Uint8Array, now?: Date): string {
     const f = JSON.stringify(from.fields);
     fieldsJson.set(from, (tail = f === "{}" ? "}" : `,${f.slice(1)}`));
   }
-  const line = `{"ts":"${timestamp(now)}","channel":"${from.channel}","msg":${msg}${tail}`;
+  const ts = typeof now === "string" ? now : timestamp(now);
   // comm comes from the sender too (prctl PR_SET_NAME): the whole line is checked
-  return HAS_UNSAFE.test(line)
-    ? line.replace(UNSAFE_IN_JSON, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`)
-    : line;
+  return jsonSafe(`{"ts":"${ts}","channel":"${from.channel}","msg":${msg}${tail}`);
+}
+
+/** A JSON line with DEL, C1 controls and U+2028/9 written as \\u escapes: safe for a terminal, same value. */
+export function jsonSafe(line: string): string {
+  return HAS_UNSAFE.test(line) ? line.replace(UNSAFE_IN_JSON, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`) : line;
+}
+
+/** --timestamps: the message's ts (ISO 8601, UTC, ms — the store's) and a space before the text line. */
+export function writeStamp(out: Output, ts: string): void {
+  out.reserve(ts.length + 1);
+  for (let i = 0; i < ts.length; i++) out.buf[out.len++] = ts.charCodeAt(i) & 0x7f;
+  out.buf[out.len++] = 32;
 }
 
 /**

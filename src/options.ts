@@ -11,6 +11,7 @@ import type { ForwardOptions } from "./sinks/forward.ts";
 import { parseSignal } from "./signames.ts";
 import { DEFAULTS, type ServeOptions } from "./types.ts";
 import type { WaitTarget } from "./wait.ts";
+import { parseWhen, type LogFilter, type LogOptions } from "./commands/records.ts";
 
 export const serveArgs = {
   fifo: { type: "string", valueHint: "path", description: `FIFO to read (--no-fifo: none) [${DEFAULTS.fifo}]` },
@@ -26,6 +27,7 @@ export const serveArgs = {
   syslog: { type: "boolean", description: "Decode RFC 3164/5424 headers of datagrams (facility, severity, tag, …)" },
   mode: { type: "string", valueHint: "octal", description: "Permissions of fifo, socket, dgram and mq [0600]" },
   json: { type: "boolean", description: "One JSON object per message (NDJSON) instead of text" },
+  timestamps: { type: "boolean", description: "Start each text line with the time it arrived (ISO 8601, UTC)" },
   store: { type: "string", valueHint: "file", description: "Also append every message to file as NDJSON, fsynced (SIGHUP reopens it)" },
   forward: { type: "string", valueHint: "url", description: "Forward every stored message, at least once: syslog+tcp://host:port or syslog+tls://host:port (needs --store)" },
   "forward-ca": { type: "string", valueHint: "file", description: "syslog+tls: CA certificates (PEM) to verify the collector [the system's]" },
@@ -309,6 +311,7 @@ export function parseServe(raw: string[], activated: ActivatedFd[] = []): ServeO
     syslog: a.syslog === true,
     mode: parseInt(modeText, 8),
     json: a.json === true,
+    timestamps: a.timestamps === true,
     maxMessage: integer(a["max-message"], "max-message", DEFAULTS.maxMessage, 1, MAX_MESSAGE, " (longer lines come in pieces)"),
     maxConnections: integer(a["max-connections"], "max-connections", DEFAULTS.maxConnections, 1, MAX_CONNECTIONS),
     idleTimeout: seconds(a["idle-timeout"], "idle-timeout", DEFAULTS.idleTimeout),
@@ -438,3 +441,76 @@ export function parseWait(raw: string[]): { target: WaitTarget; timeout: number 
   return { target, timeout: seconds(a.timeout, "timeout", 30) };
 }
 
+
+export const LOG_CHANNELS = ["fifo", "socket", "dgram", "signal", "mqueue"] as const;
+
+export const logArgs = {
+  files: {
+    type: "positional",
+    required: false,
+    valueHint: "FILE…",
+    description: "Store files (serve --store) in the order to read, oldest first; none or -: stdin",
+  },
+  json: { type: "boolean", description: "The stored NDJSON lines as they are, instead of text" },
+  timestamps: { type: "boolean", description: "Start each text line with the message's time (ISO 8601, UTC)" },
+  channel: { type: "string", valueHint: "list", description: `Only these channels: ${LOG_CHANNELS.join(", ")}` },
+  uid: { type: "string", valueHint: "list", description: "Only messages from these uids (or user names)" },
+  pid: { type: "string", valueHint: "list", description: "Only messages from these pids" },
+  comm: { type: "string", valueHint: "list", description: "Only messages from these command names" },
+  since: { type: "string", valueHint: "time", description: "Only messages from time on: ISO 8601, today, yesterday, or ago: 10m, 2h, 1d" },
+  until: { type: "string", valueHint: "time", description: "Only messages up to time (as --since)" },
+  grep: { type: "string", valueHint: "regex", description: "Only messages whose text matches regex" },
+  lines: { type: "string", alias: "n", valueHint: "n|all", description: "Only the last n messages that match [all; 10 with --follow]" },
+  reverse: { type: "boolean", alias: "r", description: "Newest first" },
+  follow: { type: "boolean", alias: "f", description: "Then print new messages as they are stored, across rotation, until Ctrl-C" },
+} as const satisfies ArgsDef;
+
+function list(value: string | undefined): string[] | null {
+  return value === undefined ? null : value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+function when(value: string | undefined, flag: string): number | null {
+  if (value === undefined) return null;
+  const t = parseWhen(value);
+  if (t === null) throw new UsageError(`--${flag} takes ISO 8601 (2026-12-01, 2026-12-01T09:30Z), today, yesterday or a time ago (10m, 2h, 1d), got ${JSON.stringify(value)}`);
+  return t;
+}
+
+/** argv (after "log") → LogOptions. No file is opened here; no FILE is left empty (log.ts picks stdin). */
+export function parseLog(raw: string[]): LogOptions {
+  const files = checkFlags(raw, logArgs, new Set());
+  const a = parseArgs<typeof logArgs>(raw, logArgs);
+  const channels = list(a.channel);
+  for (const c of channels ?? []) {
+    if (!(LOG_CHANNELS as readonly string[]).includes(c)) throw new UsageError(`--channel takes ${LOG_CHANNELS.join(", ")}; got ${JSON.stringify(c)}`);
+  }
+  const pids = list(a.pid)?.map((p) => integer(p, "pid", 0, 1));
+  let grep: RegExp | null = null;
+  try {
+    grep = a.grep === undefined ? null : new RegExp(a.grep);
+  } catch (err) {
+    throw new UsageError(`--grep: ${(err as Error).message}`);
+  }
+  const follow = a.follow === true;
+  const reverse = a.reverse === true;
+  if (follow && reverse) throw new UsageError("--follow and --reverse exclude each other");
+  const n = a.lines ?? (follow ? "10" : "all");
+  const filter: LogFilter = {
+    channels: channels === null ? null : new Set(channels),
+    uids: a.uid === undefined ? null : idList(a.uid, "uid", "/etc/passwd"),
+    pids: pids === undefined ? null : new Set(pids),
+    comms: a.comm === undefined ? null : new Set(list(a.comm)),
+    since: when(a.since, "since"),
+    until: when(a.until, "until"),
+    grep,
+  };
+  return {
+    files,
+    json: a.json === true,
+    timestamps: a.timestamps === true,
+    filter,
+    lines: n === "all" ? null : integer(n, "lines", 0, 0),
+    reverse,
+    follow,
+  };
+}

@@ -57,7 +57,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     store?.close();
     throw err;
   }
-  const stdout = new StdoutSink(opts.json, (err) => finish({ why: `stdout closed (${reason(err)})`, exitCode: EXIT.ok }), store ? () => store.flush() : undefined);
+  const stdout = new StdoutSink(opts.json, opts.timestamps, (err) => finish({ why: `stdout closed (${reason(err)})`, exitCode: EXIT.ok }), store ? () => store.flush() : undefined);
   // Durable first: what stdout shows is already in the store. Closed in reverse:
   // stdout (writing the store's buffer ahead of it), the forwarder's last sends, the store.
   const sinks: Sink[] = [store, forward, stdout].filter((s) => s !== null);
@@ -85,7 +85,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     counted++;
     if (opts.count !== null && counted >= opts.count) finish({ why: `--count ${opts.count} reached`, exitCode: EXIT.ok });
   };
-  const simple = !opts.json && sinks.length === 1 && opts.rate === null && opts.match === null && opts.count === null && opts.timeout === null;
+  const simple = !opts.json && !opts.timestamps && sinks.length === 1 && opts.rate === null && opts.match === null && opts.count === null && opts.timeout === null;
   const ctx: ChannelContext = {
     deliver: simple ? plain : checked,
     deliverLines: simple ? (from, body, start, stop, max) => (done ? stop : writeTextLines(out, from, body, start, stop, max)) : undefined,

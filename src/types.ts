@@ -22,6 +22,8 @@ export interface ServeOptions {
   /** Permissions of fifo, socket and mq. [0o600] */
   mode: number;
   json: boolean;
+  /** Text lines start with the message's ts (ISO 8601 UTC, ms) and a space. [off] */
+  timestamps: boolean;
   /** Longest line delivered whole, in bytes. [65536] */
   maxMessage: number;
   /** Open socket connections at most. [1024] */

@@ -1,5 +1,5 @@
 // stdout as a sink: the text line of the SPEC or the NDJSON object, batched by Output.
-import { writeText } from "../format.ts";
+import { writeStamp, writeText } from "../format.ts";
 import { Output } from "../output.ts";
 import type { Message, Sink } from "./sink.ts";
 
@@ -10,6 +10,8 @@ export class StdoutSink implements Sink {
   /** `before` runs ahead of every write to stdout (the store is written first). */
   constructor(
     private readonly json: boolean,
+    /** --timestamps: text lines start with the message's ts. */
+    private readonly timestamps: boolean,
     onClosed: (err: unknown) => void,
     before?: () => void,
   ) {
@@ -18,7 +20,10 @@ export class StdoutSink implements Sink {
 
   take(m: Message): void {
     if (this.json) this.out.utf8(m.json + "\n");
-    else writeText(this.out, m.from, m.body, m.start, m.end);
+    else {
+      if (this.timestamps) writeStamp(this.out, m.ts);
+      writeText(this.out, m.from, m.body, m.start, m.end);
+    }
     this.out.commit();
   }
 
