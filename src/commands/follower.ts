@@ -1,10 +1,16 @@
 // -f: keep reading a store as it grows and across rotation. Woken by inotify
-// (fs.watch on the directory and on our open file), never by a timer: while
-// nothing is written, nothing runs.
-import { fstatSync, lstatSync, watch, type FSWatcher } from "node:fs";
+// (the directory, and our open file wherever it is renamed to), never by a timer:
+// while nothing is written, nothing runs. Bun's fs.watch was tried first: it lost
+// the event of a write now and then (measured: a line left unread until the next).
+import { closeSync, fstatSync, lstatSync } from "node:fs";
 import { dirname } from "node:path";
+import { readFd, type FdReader } from "../channels/reader.ts";
 import { reason } from "../errors.ts";
+import { IN, inotifyInit, inotifyUnwatch, inotifyWatch } from "../ffi/libc.ts";
 import type { ForwardLines, StoreFile } from "./store-reader.ts";
+
+const DIR_EVENTS = IN.CREATE | IN.MOVED_TO | IN.MOVED_FROM | IN.DELETE | IN.MODIFY | IN.ATTRIB;
+const FILE_EVENTS = IN.MODIFY | IN.ATTRIB | IN.CLOSE_WRITE | IN.MOVE_SELF | IN.DELETE_SELF;
 
 /** Read at most this much per turn, so SIGINT and stdout get their turn while a writer floods us. */
 const BUDGET = 8 << 20;
@@ -20,8 +26,9 @@ export interface FollowHooks {
 }
 
 export class Follower {
-  private dirWatcher: FSWatcher | undefined;
-  private fileWatcher: FSWatcher | undefined;
+  private inotify = -1;
+  private events: FdReader | undefined;
+  private fileWatch = -1;
   private poll: Timer | undefined;
   private scheduled = false;
   private stopped = false;
@@ -35,29 +42,38 @@ export class Follower {
 
   start(): void {
     try {
-      this.dirWatcher = watch(dirname(this.path), () => this.wake());
+      this.inotify = inotifyInit();
+      inotifyWatch(this.inotify, dirname(this.path), DIR_EVENTS);
       this.watchFile();
+      // what the events say does not matter: each batch means "look again"
+      this.events = readFd(this.inotify, () => this.wake(), (err) => this.fallBack(err));
     } catch (err) {
-      this.hooks.warn(`cannot watch ${this.path} (${reason(err)}): checking it every second instead`);
-      this.poll = setInterval(() => this.wake(), 1000);
+      this.fallBack(err);
     }
     this.wake();
   }
 
   stop(): void {
     this.stopped = true;
-    this.dirWatcher?.close();
-    this.fileWatcher?.close();
+    this.events?.stop();
+    if (this.inotify >= 0) closeSync(this.inotify);
+    this.inotify = -1;
     clearInterval(this.poll);
     this.lines.file.close();
   }
 
+  /** No inotify (out of watches or instances): still follow, by looking once a second. */
+  private fallBack(err: unknown): void {
+    if (this.poll !== undefined || this.stopped) return;
+    this.hooks.warn(`cannot watch ${this.path} (${reason(err)}): checking it every second instead`);
+    this.poll = setInterval(() => this.wake(), 1000);
+  }
+
   /** Our open file itself (its inode, wherever it is renamed to): /proc/self/fd names exactly it. */
   private watchFile(): void {
-    this.fileWatcher?.close();
-    this.fileWatcher = undefined;
-    if (this.poll !== undefined) return;
-    this.fileWatcher = watch(`/proc/self/fd/${this.lines.file.fd}`, () => this.wake());
+    if (this.inotify < 0) return;
+    if (this.fileWatch >= 0) inotifyUnwatch(this.inotify, this.fileWatch);
+    this.fileWatch = inotifyWatch(this.inotify, `/proc/self/fd/${this.lines.file.fd}`, FILE_EVENTS);
   }
 
   private wake(): void {
@@ -108,7 +124,11 @@ export class Follower {
     this.lines.file.close();
     this.lines = this.hooks.reader(next, 0, 1);
     this.complained = "";
-    this.watchFile();
+    try {
+      this.watchFile();
+    } catch (err) {
+      this.fallBack(err);
+    }
     this.wake();
   }
 

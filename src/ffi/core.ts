@@ -37,6 +37,9 @@ const symbols = {
   mq_notify: { args: [i32, ptr], returns: i32 },
   mq_close: { args: [i32], returns: i32 },
   mq_unlink: { args: [ptr], returns: i32 },
+  inotify_init1: { args: [i32], returns: i32 },
+  inotify_add_watch: { args: [i32, ptr, u32], returns: i32 },
+  inotify_rm_watch: { args: [i32, i32], returns: i32 },
 } as const;
 
 type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];

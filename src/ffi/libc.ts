@@ -290,3 +290,38 @@ export function mqUnlink(name: string): void {
   if (c().mq_unlink(cstr(name)) !== 0) fail("mq_unlink", name);
 }
 
+
+/** inotify(7) event masks used by `postbox log -f`. */
+export const IN = {
+  MODIFY: 0x2,
+  ATTRIB: 0x4,
+  CLOSE_WRITE: 0x8,
+  MOVED_FROM: 0x40,
+  MOVED_TO: 0x80,
+  CREATE: 0x100,
+  DELETE: 0x200,
+  DELETE_SELF: 0x400,
+  MOVE_SELF: 0x800,
+} as const;
+
+const IN_NONBLOCK = 0o4000;
+const IN_CLOEXEC = 0o2000000;
+
+/** A non-blocking inotify fd: readable whenever a watched object changes. */
+export function inotifyInit(): number {
+  const fd = c().inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) fail("inotify_init1");
+  return fd;
+}
+
+/** Watch path (a symlink such as /proc/self/fd/N is resolved: its target is watched); returns the watch descriptor. */
+export function inotifyWatch(fd: number, path: string, mask: number): number {
+  const wd = c().inotify_add_watch(fd, cstr(path), mask);
+  if (wd < 0) fail("inotify_add_watch", path);
+  return wd;
+}
+
+/** Stop a watch; one the kernel already dropped (its file deleted) is no error. */
+export function inotifyUnwatch(fd: number, wd: number): void {
+  c().inotify_rm_watch(fd, wd);
+}
