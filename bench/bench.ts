@@ -296,6 +296,78 @@ async function startup(): Promise<{ medianMs: number; idleKiB: number }> {
   return { medianMs: (times[4]! + times[5]!) / 2, idleKiB: idle };
 }
 
+/** Spawn → exit of one ./postbox run, stdout to /dev/null; with its peak RSS (sampled). */
+async function timed(args: string[], cwd: string): Promise<{ secs: number; peakKiB: number }> {
+  const t0 = performance.now();
+  const p = Bun.spawn([BIN, ...args], { cwd, stdout: "ignore", stderr: "inherit" });
+  running.add(p);
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, status(p.pid, "VmHWM"))), 10);
+  if ((await p.exited) !== 0) throw new Error(`postbox ${args.join(" ")} failed`);
+  clearInterval(sampler);
+  running.delete(p);
+  return { secs: (performance.now() - t0) / 1000, peakKiB: peak };
+}
+
+/** postbox log on a 1 GiB store (made by writing a 1 MiB block of records 1,024 times). */
+async function logBench(): Promise<void> {
+  const dir = mkdtempSync(join(WORK, "log-"));
+  const rec = (i: number) =>
+    JSON.stringify({ ts: new Date().toISOString(), channel: "socket", msg: `message ${i} ${"x".repeat(40)}`, pid: 4242, uid: 1000, gid: 1000, comm: "nc", via: "socket" }) + "\n";
+  let block = "";
+  for (let i = 0; block.length < 1 << 20; i++) block += rec(i);
+  const bytes = Buffer.from(block);
+  const lines = block.split("\n").length - 1;
+  const { openSync, writeSync, closeSync } = await import("node:fs");
+  const write = (name: string, blocks: number) => {
+    const fd = openSync(join(dir, name), "w");
+    for (let i = 0; i < blocks; i++) writeSync(fd, bytes);
+    closeSync(fd);
+  };
+  write("1g.ndjson", 1024);
+  write("128m.ndjson", 128);
+  const rows: string[] = [];
+  const median = async (args: string[]) => {
+    const runs = [];
+    for (let i = 0; i < 5; i++) runs.push(await timed(args, dir));
+    runs.sort((a, b) => a.secs - b.secs);
+    return runs[2]!;
+  };
+  for (const args of [["-n", "10"], ["--json", "-n", "10"], ["-n", "10", "--grep", "message 7"], ["-n", "10", "--reverse"]]) {
+    const r = await median(["log", ...args, "1g.ndjson"]);
+    rows.push(`| \`log ${args.join(" ")}\` | 1 GiB | ${(r.secs * 1000).toFixed(0)} ms (median of 5) | — | ${(r.peakKiB / 1024).toFixed(1)} MiB |`);
+  }
+  for (const [args, file, mib, n] of [
+    [["--channel", "fifo"], "1g.ndjson", 1024, lines * 1024],
+    [[], "128m.ndjson", 128, lines * 128],
+    [["--json"], "128m.ndjson", 128, lines * 128],
+  ] as const) {
+    const r = await timed(["log", ...args, file], dir);
+    const what = args.length === 0 ? "text" : args[0] === "--json" ? "JSON" : "nothing matches";
+    rows.push(`| \`log ${args.join(" ")}\` (${what}) | ${mib >= 1024 ? "1 GiB" : `${mib} MiB`} | ${r.secs.toFixed(2)} s | ${(mib / r.secs).toFixed(0)} MiB/s, ${Math.round(n / r.secs).toLocaleString("en")} lines/s | ${(r.peakKiB / 1024).toFixed(1)} MiB |`);
+  }
+  // -f idle: CPU ticks of a follower over 5 s while nothing is written
+  const f = Bun.spawn([BIN, "log", "-f", "128m.ndjson"], { cwd: dir, stdout: "ignore", stderr: "inherit" });
+  running.add(f);
+  await sleep(1000);
+  const ticks = () => {
+    const st = readFileSync(`/proc/${f.pid}/stat`, "utf8");
+    const fields = st.slice(st.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  };
+  const before = ticks();
+  await sleep(5000);
+  const idleTicks = ticks() - before;
+  f.kill("SIGINT");
+  await f.exited;
+  running.delete(f);
+  rmSync(dir, { recursive: true, force: true });
+  console.log("\n## postbox log (a store of " + lines.toLocaleString("en") + " records per MiB; stdout to /dev/null; wall time spawn → exit)\n");
+  console.log("| command | store | time | rate | peak RSS |\n|---|---|---:|---:|---:|");
+  console.log(rows.join("\n"));
+  console.log(`\n\`log -f\` idle: ${idleTicks} clock ticks (1/100 s) of CPU in 5 s`);
+}
+
 async function main(): Promise<void> {
   const which = process.argv.slice(2) as (Scenario | "forward")[];
   const scenarios = which.length > 0 ? (which as Scenario[]) : (Object.keys(SCENARIOS) as Scenario[]);
@@ -304,6 +376,7 @@ async function main(): Promise<void> {
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Linux ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}, Bun ${Bun.version}\n`);
 
   if (which.join() === "forward") return forwarding(); // bun bench/bench.ts forward: that table alone
+  if ((which as string[]).join() === "log") return logBench(); // bun bench/bench.ts log: that table alone
   const rows: Row[] = [];
   for (const sc of scenarios) {
     rows.push(await measure(sc, "postbox", await startPostbox(sc === "dgram" ? ["--no-fifo", "--no-socket", "--no-mq", "--dgram", "dgram"] : [])));
@@ -344,6 +417,7 @@ async function main(): Promise<void> {
 
   const st = await startup();
   console.log(`\n## Start-up and memory\n\nstart-up to ready (banner), median of 10: ${st.medianMs.toFixed(1)} ms; idle RSS: ${(st.idleKiB / 1024).toFixed(1)} MiB`);
+  if (which.length === 0) await logBench();
 }
 
 try {
