@@ -53,9 +53,25 @@ export function parseRecord(line: string): StoredRecord | string {
   const rec = v as Record<string, unknown>;
   if (typeof rec.ts !== "string" || !TS.test(rec.ts)) return "no valid ts";
   if (typeof rec.msg !== "string" || (rec.msg_b64 !== undefined && typeof rec.msg_b64 !== "string")) return "no valid msg";
-  const from = senderOf(rec);
+  const from = sender(rec);
   if (from === null) return `not a message postbox stores (channel ${JSON.stringify(String(rec.channel).slice(0, 20))})`;
   return { line, ts: rec.ts, channel: from.channel, msg: rec.msg, fields: rec, from };
+}
+
+/** Senders by what their prefix is made of (types too: "1" is not 1), so that a store from few senders makes few. */
+const senders = new Map<string, Sender>();
+
+function sender(rec: Record<string, unknown>): Sender | null {
+  const t = (v: unknown) => `${typeof v}${v}`;
+  const key = `${t(rec.channel)}|${t(rec.pid)}|${t(rec.uid)}|${t(rec.gid)}|${t(rec.sig)}|${t(rec.prio)}`;
+  let from = senders.get(key);
+  if (from === undefined) {
+    const made = senderOf(rec);
+    if (made === null) return null;
+    if (senders.size >= 4096) senders.clear();
+    senders.set(key, (from = made));
+  }
+  return from;
 }
 
 export function matches(f: LogFilter, r: StoredRecord): boolean {
@@ -71,18 +87,21 @@ export function matches(f: LogFilter, r: StoredRecord): boolean {
   return f.grep === null || f.grep.test(r.msg);
 }
 
-/** The exact bytes serve received: msg_b64 when they were not UTF-8, else msg. */
-function body(r: StoredRecord): Uint8Array {
-  const b64 = r.fields.msg_b64;
-  return typeof b64 === "string" ? Buffer.from(b64, "base64") : Buffer.from(r.msg, "utf8");
-}
+const encoder = new TextEncoder();
+let scratch = new Uint8Array(1 << 16);
 
 /** One output line: what serve printed for this message (text, or the stored JSON). */
 export function writeRecord(out: Output, r: StoredRecord, opts: Pick<LogOptions, "json" | "timestamps">): void {
   if (opts.json) out.utf8(jsonSafe(r.line) + "\n");
   else {
     if (opts.timestamps) writeStamp(out, r.ts);
-    writeText(out, r.from, body(r));
+    // the exact bytes serve received: msg_b64 when they were not UTF-8, else msg
+    const b64 = r.fields.msg_b64;
+    if (typeof b64 === "string") writeText(out, r.from, Buffer.from(b64, "base64"));
+    else {
+      if (scratch.byteLength < r.msg.length * 3) scratch = new Uint8Array(r.msg.length * 3);
+      writeText(out, r.from, scratch, 0, encoder.encodeInto(r.msg, scratch).written);
+    }
   }
   out.commit();
 }
