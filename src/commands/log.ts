@@ -84,12 +84,17 @@ export async function runLog(opts: LogOptions): Promise<void> {
     throw new UsageError("--reverse reads from the end: stdin is not a file here (add -n N, or save it to a file first)");
   const followed = opts.follow && names.at(-1) !== "-" && files.at(-1)?.name === names.at(-1) && files.at(-1)!.seekable ? files.at(-1)! : null;
 
+  // Ends the run cleanly: EPIPE (postbox log | head), or SIGINT/SIGTERM with -f (exit 0).
   let closed = false;
-  let stopFollowing = () => {};
-  const out = new Output(1, () => {
-    closed = true; // EPIPE (postbox log | head): a clean end
-    stopFollowing();
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => {
+    stop = () => {
+      closed = true;
+      resolve();
+    };
   });
+  const out = new Output(1, () => stop());
+  if (followed) for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => stop());
   const complaints = new Complaints();
   const take = (file: StoreFile, text: string, offset: number, lineNo: number): StoredRecord | null => {
     const r = parseRecord(text);
@@ -116,7 +121,8 @@ export async function runLog(opts: LogOptions): Promise<void> {
   if (opts.lines === null && !opts.reverse) {
     for (const file of files) {
       const lines = reader(file, 0, 1);
-      while (!closed && lines.read(STEP)) {}
+      // with -f, a long first read lets SIGINT in between steps
+      while (!closed && lines.read(STEP)) if (followed) await new Promise((resolve) => setImmediate(resolve));
       if (file === followed) follow = lines;
       else lines.end((offset, lineNo) => complaints.cut(file, offset, lineNo));
     }
@@ -138,7 +144,17 @@ export async function runLog(opts: LogOptions): Promise<void> {
   for (const f of files) complaints.done(f);
   out.flush();
 
-  if (follow !== null && !closed) await followUntilStopped(followed!.name, follow, reader, complaints, (stop) => (stopFollowing = stop));
+  if (follow !== null && !closed) {
+    const follower = new Follower(followed!.name, follow, {
+      open: openStore,
+      reader,
+      retire: (old) => old.end((offset, lineNo) => complaints.cut(old.file, offset, lineNo)),
+      warn: (m) => log.warn(m),
+    });
+    follower.start();
+    await stopped;
+    follower.stop();
+  }
   out.flush();
   for (const f of files) if (f !== followed) f.close();
   if (failures.length > 0) throw new PostboxError(failures.join("; "));
@@ -209,31 +225,4 @@ function backwards(
     }
   }
   return { count, tail };
-}
-
-/** -f: until SIGINT/SIGTERM (exit 0) or stdout goes away. */
-async function followUntilStopped(
-  path: string,
-  lines: ForwardLines,
-  reader: (file: StoreFile, start: number, firstLine: number) => ForwardLines,
-  complaints: Complaints,
-  onStop: (stop: () => void) => void,
-): Promise<void> {
-  let stop!: () => void;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  onStop(stop);
-  const onSignal = () => stop();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  const follower = new Follower(path, lines, {
-    open: openStore,
-    reader,
-    retire: (old) => old.end((offset, lineNo) => complaints.cut(old.file, offset, lineNo)),
-    warn: (m) => log.warn(m),
-  });
-  follower.start();
-  await stopped;
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
-  follower.stop();
 }
