@@ -97,6 +97,25 @@ describe("postbox log: filters", () => {
     expect(r.stderr).toStartWith("postbox: --reverse reads from the end: stdin is not a file");
   });
 
+  test("backwards across 1 MiB chunk boundaries: --reverse is the forward read reversed, -n 1000 its tail", async () => {
+    using dir = tempDir();
+    // lines of 1 to ~3,000 bytes, so that many of them straddle a chunk boundary
+    const recs = Array.from({ length: 4000 }, (_, i) => ({ ...RECORDS[0]!, msg: `${i} ${"y".repeat((i * 7919) % 3000)}` }));
+    writeFileSync(join(dir.path, "m"), ndjson(recs));
+    const fwd = (await runPostbox(dir.path, ["log", "m"])).stdout.split("\n").slice(0, -1);
+    expect(fwd).toHaveLength(4000);
+    const rev = await runPostbox(dir.path, ["log", "-r", "m"]);
+    expect(rev.stdout.split("\n").slice(0, -1)).toEqual([...fwd].reverse());
+    expect((await runPostbox(dir.path, ["log", "-n", "1000", "m"])).stdout.split("\n").slice(0, -1)).toEqual(fwd.slice(3000));
+  });
+
+  test("stdout closed early (postbox log | head -1): exit 0 at once, nothing on stderr", async () => {
+    using dir = tempDir();
+    writeFileSync(join(dir.path, "m"), ndjson(Array.from({ length: 100_000 }, (_, i) => ({ ...RECORDS[0]!, msg: `${i}` }))));
+    const r = await sh(dir.path, `"${BIN}" log m | head -1; echo "status \${PIPESTATUS[0]}"`);
+    expect(r).toEqual({ exitCode: 0, stdout: "fifo: 0\nstatus 0\n", stderr: "" });
+  });
+
   for (const bad of [
     ["--channel", "bogus"],
     ["--since", "last tuesday"],
@@ -244,6 +263,20 @@ describe("postbox log --follow", () => {
     expect(end.exitCode).toBe(0);
     expect(end.stdout).toBe(pick(0, 1, 2, 4));
     expect(end.stderr).toBe("");
+  });
+
+  test("-f -n 1 starts with the last one; a file truncated in place is read again from its start", async () => {
+    using dir = tempDir();
+    const store = join(dir.path, "m");
+    writeFileSync(store, ndjson(RECORDS.slice(0, 3)));
+    await using log = await startPostbox(dir.path, ["log", "-f", "-n", "1", "m"], { ready: false, raw: true });
+    await log.waitLines(1);
+    writeFileSync(store, ndjson(RECORDS.slice(3, 4))); // truncate and write, as copytruncate does
+    await log.waitLines(2);
+    const end = await log.stop("SIGTERM");
+    expect(end.exitCode).toBe(0);
+    expect(end.stdout).toBe(pick(2, 3));
+    expect(end.stderr).toBe("postbox: warning: m shrank (truncated in place?): reading it again from the start\n");
   });
 
   test("300 lines, each written in two pieces and awaited: every one is printed (no wake-up lost)", async () => {
