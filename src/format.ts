@@ -81,25 +81,27 @@ const int = (v: unknown): v is number => Number.isSafeInteger(v);
 const str = (v: unknown, dflt: string): string => (typeof v === "string" ? v : dflt);
 
 /**
- * The sender of a stored record (`postbox log`), made by the same constructors as
- * serve's, so the text line read back is the line serve printed. Null when the
- * record's fields cannot be what serve wrote (a prefix must never carry raw bytes).
+ * How each channel's sender is made again from a stored record (`postbox log`), by
+ * the same constructors as serve's, so the text line read back is the line serve
+ * printed. Typed by Channel: a new channel does not compile without its entry.
+ * Null when the fields cannot be what serve wrote (a prefix must never carry raw bytes).
  */
+const FROM_RECORD = {
+  fifo: (rec) => fifoSender(str(rec.via, "fifo")),
+  socket: (rec) =>
+    int(rec.pid) && int(rec.uid) && int(rec.gid)
+      ? socketSender(str(rec.via, ""), rec.pid, rec.uid, rec.gid, typeof rec.comm === "string" ? rec.comm : undefined)
+      : null,
+  signal: (rec) =>
+    int(rec.pid) && int(rec.uid) && typeof rec.sig === "string" && /^SIG[A-Z0-9+-]{1,16}$/.test(rec.sig)
+      ? signalSender(rec.pid, rec.uid, rec.sig, int(rec.value) ? rec.value : 0, int(rec.code) ? rec.code : 0)
+      : null,
+  mqueue: (rec) => (int(rec.prio) ? mqueueSender(str(rec.via, ""), rec.prio) : null),
+} as const satisfies Record<Channel, (rec: Stored) => Sender | null>;
+
 export function senderOf(rec: Stored): Sender | null {
-  switch (rec.channel) {
-    case "fifo":
-      return fifoSender(str(rec.via, "fifo"));
-    case "socket":
-      if (!int(rec.pid) || !int(rec.uid) || !int(rec.gid)) return null;
-      return socketSender(str(rec.via, ""), rec.pid, rec.uid, rec.gid, typeof rec.comm === "string" ? rec.comm : undefined);
-    case "signal":
-      if (!int(rec.pid) || !int(rec.uid) || typeof rec.sig !== "string" || !/^SIG[A-Z0-9+-]{1,16}$/.test(rec.sig)) return null;
-      return signalSender(rec.pid, rec.uid, rec.sig, int(rec.value) ? rec.value : 0, int(rec.code) ? rec.code : 0);
-    case "mqueue":
-      return int(rec.prio) ? mqueueSender(str(rec.via, ""), rec.prio) : null;
-    default:
-      return null;
-  }
+  const make = Object.hasOwn(FROM_RECORD, rec.channel as string) ? FROM_RECORD[rec.channel as Channel] : undefined;
+  return make === undefined ? null : make(rec);
 }
 
 const HEX = "0123456789abcdef";
