@@ -49,7 +49,7 @@ class Complaints {
   }
 
   cut(file: StoreFile, offset: number, lineNo: number): void {
-    log.warn(`${file.name}:${lineNo || file.lineAt(offset)}: the last line is cut short (no newline: postbox stopped while writing it?); skipped`);
+    log.warn(`${file.name}:${lineNo || file.lineAt(offset)}: the last line has no newline (cut short by a crash, or still being written: -f waits for it); skipped`);
   }
 
   long(file: StoreFile, offset: number, lineNo: number): void {
