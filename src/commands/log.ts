@@ -7,7 +7,7 @@ import { log } from "../log.ts";
 import { parseLog } from "../options.ts";
 import { Output } from "../output.ts";
 import { Follower } from "./follower.ts";
-import { matches, parseRecord, writeRecord, type LogOptions, type StoredRecord } from "./records.ts";
+import { matches, parseRecord, writeRecord, type LogFilter, type LogOptions, type StoredRecord } from "./records.ts";
 import { MAX_LINE, StoreFile, ForwardLines, backwardLines } from "./store-reader.ts";
 
 /** Bad lines warned about one by one in each file; the rest are counted in one line. */
@@ -118,28 +118,27 @@ export async function runLog(opts: LogOptions): Promise<void> {
     );
 
   let follow: ForwardLines | null = null;
-  if (opts.lines === null && !opts.reverse) {
-    for (const file of files) {
-      const lines = reader(file, 0, 1);
+  if (opts.reverse) {
+    // newest first, from the newest file backwards, printed as found
+    let left = opts.lines ?? Infinity;
+    for (let i = files.length - 1; i >= 0 && left > 0 && !closed; i--) left -= backwards(files[i]!, left, print, take, complaints);
+  } else {
+    // Oldest first: from where the last n begin (found backwards), read forwards,
+    // so that memory stays bounded however large n is. Only the part read is checked.
+    const start = opts.lines === null ? { index: 0, offset: 0, last: 0 } : startOfLast(files, opts.lines, opts.filter);
+    for (let i = start.index; i < files.length && !closed; i++) {
+      const file = files[i]!;
+      if (i === start.index && start.last > 0) {
+        backwards(file, start.last, print, take, complaints, true); // a pipe: its last n, kept in a ring
+        continue;
+      }
+      const from = i === start.index ? start.offset : 0;
+      const lines = reader(file, from, from === 0 ? 1 : 0);
       // with -f, a long first read lets SIGINT in between steps
       while (!closed && lines.read(STEP)) if (followed) await new Promise((resolve) => setImmediate(resolve));
       if (file === followed) follow = lines;
       else lines.end((offset, lineNo) => complaints.cut(file, offset, lineNo));
     }
-  } else {
-    // From the newest file backwards: the last n that match, or all of them newest first.
-    const limit = opts.lines ?? Infinity;
-    const picked: StoredRecord[] = [];
-    const keep = (r: StoredRecord) => (opts.reverse ? print(r) : picked.push(r));
-    let found = 0;
-    for (let i = files.length - 1; i >= 0 && found < limit && !closed; i--) {
-      const file = files[i]!;
-      const { count, tail } = backwards(file, limit - found, keep, take, complaints, file === followed);
-      found += count;
-      if (file === followed) follow = reader(file, tail, 0);
-    }
-    for (let i = picked.length - 1; i >= 0 && !closed; i--) print(picked[i]!);
-    if (followed && follow === null) follow = reader(followed, followedEnd(followed), 0);
   }
   for (const f of files) complaints.done(f);
   out.flush();
@@ -171,50 +170,70 @@ function notNdjson(file: StoreFile): boolean {
   return true;
 }
 
-/** Where following starts when -n 0 picked nothing from the followed file: after its last complete line. */
-function followedEnd(file: StoreFile): number {
-  const first = backwardLines(file, fstatSync(file.fd).size, () => {}).next();
-  return !first.done && !first.value.complete ? first.value.offset : fstatSync(file.fd).size;
+/**
+ * Where the last n matching records begin, counted from the end of the newest file
+ * backwards (nothing printed or warned about here: the forward read that follows
+ * does both). A pipe on the way cannot be read backwards: then `last` says how
+ * many of its records are still wanted.
+ */
+function startOfLast(files: readonly StoreFile[], n: number, filter: LogFilter): { index: number; offset: number; last: number } {
+  let found = 0;
+  for (let i = files.length - 1; i >= 0; i--) {
+    const file = files[i]!;
+    if (!file.seekable) return { index: i, offset: 0, last: n - found };
+    const size = fstatSync(file.fd).size;
+    for (const line of backwardLines(file, size, () => {})) {
+      // n = 0 (with -f): start after the last complete line
+      if (n === 0) return { index: i, offset: line.complete ? size : line.offset, last: 0 };
+      if (!line.complete) continue;
+      const r = parseRecord(line.text);
+      if (typeof r !== "string" && matches(filter, r) && ++found === n) return { index: i, offset: line.offset, last: 0 };
+    }
+    if (n === 0) return { index: i, offset: size, last: 0 };
+  }
+  return { index: 0, offset: 0, last: 0 };
 }
 
-/** One file from its end: up to `limit` matching records handed to keep; where its complete lines end. */
+/**
+ * One file from its end: up to `limit` matching records handed to keep, newest
+ * first (or with oldestFirst, in order); returns how many. A pipe is read forwards,
+ * keeping the last `limit` in a ring.
+ */
 function backwards(
   file: StoreFile,
   limit: number,
   keep: (r: StoredRecord) => void,
   take: (file: StoreFile, text: string, offset: number, lineNo: number) => StoredRecord | null,
   complaints: Complaints,
-  followed: boolean,
-): { count: number; tail: number } {
+  oldestFirst = false,
+): number {
   if (!file.seekable) {
-    // a pipe: forwards, keeping only the last `limit`
     const ring: StoredRecord[] = [];
+    let next = 0;
     const lines = new ForwardLines(
       file,
       0,
       1,
       (text, offset, lineNo) => {
         const r = take(file, text, offset, lineNo);
-        if (r && limit > 0) {
-          ring.push(r);
-          if (ring.length > limit) ring.shift();
-        }
+        if (!r || limit <= 0) return;
+        if (ring.length < limit) ring.push(r);
+        else ring[next] = r;
+        next = (next + 1) % limit;
       },
       (offset, lineNo) => complaints.long(file, offset, lineNo),
     );
     while (lines.read()) {}
     lines.end((offset, lineNo) => complaints.cut(file, offset, lineNo));
-    for (let i = ring.length - 1; i >= 0; i--) keep(ring[i]!);
-    return { count: ring.length, tail: 0 };
+    const inOrder = ring.length < limit ? ring : [...ring.slice(next), ...ring.slice(0, next)];
+    if (!oldestFirst) inOrder.reverse();
+    inOrder.forEach(keep);
+    return ring.length;
   }
-  const size = fstatSync(file.fd).size;
-  let tail = size;
   let count = 0;
-  if (limit <= 0 && !followed) return { count, tail };
-  for (const line of backwardLines(file, size, (offset) => complaints.long(file, offset, 0))) {
+  for (const line of backwardLines(file, fstatSync(file.fd).size, (offset) => complaints.long(file, offset, 0))) {
     if (!line.complete) {
-      tail = line.offset;
-      if (!followed) complaints.cut(file, line.offset, 0);
+      complaints.cut(file, line.offset, 0);
       continue;
     }
     if (count >= limit) break;
@@ -224,5 +243,5 @@ function backwards(
       count++;
     }
   }
-  return { count, tail };
+  return count;
 }
