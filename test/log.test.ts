@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { appendFileSync, chmodSync, closeSync, openSync, readFileSync, renameSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { appendFileSync, chmodSync, closeSync, openSync, readFileSync, renameSync, statSync, symlinkSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { parseWhen } from "../src/commands/records.ts";
 import { UsageError } from "../src/errors.ts";
@@ -174,6 +174,21 @@ describe("postbox log: bad input", () => {
     expect(await runPostbox(dir.path, ["log", "-n", "5", "mail.ndjson"])).toEqual({ exitCode: 0, stdout: pick(0, 1, 2), stderr: warn2 + warn4 + warn6 });
     expect(await runPostbox(dir.path, ["log", "-n", "1", "mail.ndjson"])).toEqual({ exitCode: 0, stdout: pick(2), stderr: warn6 });
     expect(await runPostbox(dir.path, ["log", "-r", "mail.ndjson"])).toEqual({ exitCode: 0, stdout: pick(2, 1, 0), stderr: warn6 + warn4 + warn2 });
+  });
+
+  test("a real store cut inside its last record (as by a crash mid-write): the rest as serve printed it, one warning", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, ["--store", "mail.ndjson", "--no-mq", "--no-signals", "--no-fifo"]);
+    expect((await sh(dir.path, `seq 1 50 | "${BIN}" send --socket socket`)).exitCode).toBe(0);
+    await pb.waitLines(50);
+    const served = (await pb.stop()).stdout.split("\n").slice(0, 49);
+    const store = join(dir.path, "mail.ndjson");
+    truncateSync(store, statSync(store).size - 15);
+    expect(await runPostbox(dir.path, ["log", "mail.ndjson"])).toEqual({
+      exitCode: 0,
+      stdout: served.join("\n") + "\n",
+      stderr: "postbox: warning: mail.ndjson:50: the last line has no newline (cut short by a crash, or still being written: -f waits for it); skipped\n",
+    });
   });
 
   test("records that serve cannot have written are skipped with a warning (no raw bytes reach the terminal)", async () => {
