@@ -390,6 +390,11 @@ describe("postbox log: a large store", () => {
     console.log(`log: -n 10 of 256 MiB read ${read} bytes (binary included)`);
     expect(read).toBeLessThan(16 << 20); // the whole file is 256 MiB
 
+    // --since stops reading backwards at the first older record
+    const since = await sh(dir.path, `a=$(grep rchar /proc/$$/io | cut -d' ' -f2); "${BIN}" log --since 1h big.ndjson; b=$(grep rchar /proc/$$/io | cut -d' ' -f2); echo "read $((b - a))" >&2`);
+    expect(since.stdout).toBe(tail.map((t) => `socket[pid=200,uid=65534,gid=65534]: ${t.msg}\n`).join(""));
+    expect(Number(/read (\d+)/.exec(since.stderr)![1])).toBeLessThan(16 << 20);
+
     // the whole file (a huge -n: counted backwards, then read forwards): peak memory does not grow with it
     const p = Bun.spawn([BIN, "log", "-n", "100000000", "--grep", "^final", "big.ndjson"], { cwd: dir.path, stdout: "pipe", stderr: "pipe" });
     let peak = 0;

@@ -125,7 +125,8 @@ export async function runLog(opts: LogOptions): Promise<void> {
   } else {
     // Oldest first: from where the last n begin (found backwards), read forwards,
     // so that memory stays bounded however large n is. Only the part read is checked.
-    const start = opts.lines === null ? { index: 0, offset: 0, last: 0 } : startOfLast(files, opts.lines, opts.filter);
+    const all = opts.lines === null && opts.filter.since === null;
+    const start = all ? { index: 0, offset: 0, last: 0 } : startOfLast(files, opts.lines ?? Infinity, opts.filter);
     for (let i = start.index; i < files.length && !closed; i++) {
       const file = files[i]!;
       if (i === start.index && start.last > 0) {
@@ -173,23 +174,32 @@ function notNdjson(file: StoreFile): boolean {
 /**
  * Where the last n matching records begin, counted from the end of the newest file
  * backwards (nothing printed or warned about here: the forward read that follows
- * does both). A pipe on the way cannot be read backwards: then `last` says how
- * many of its records are still wanted.
+ * does both). With --since the count also stops at the first record older than
+ * that: the store is in time order, so nothing before it can match (a clock set
+ * back while serving is the exception). A pipe on the way cannot be read
+ * backwards: then `last` says how many of its records are still wanted.
  */
 function startOfLast(files: readonly StoreFile[], n: number, filter: LogFilter): { index: number; offset: number; last: number } {
   let found = 0;
   for (let i = files.length - 1; i >= 0; i--) {
     const file = files[i]!;
-    if (!file.seekable) return { index: i, offset: 0, last: n - found };
+    if (!file.seekable) return { index: i, offset: 0, last: Number.isFinite(n) ? n - found : 0 };
     const size = fstatSync(file.fd).size;
+    let after = size; // where the line after the current one starts
     for (const line of backwardLines(file, size, () => {})) {
-      // n = 0 (with -f): start after the last complete line
-      if (n === 0) return { index: i, offset: line.complete ? size : line.offset, last: 0 };
-      if (!line.complete) continue;
+      if (!line.complete) {
+        after = line.offset;
+        continue;
+      }
+      if (n === 0) break; // (with -f) start after the last complete line
       const r = parseRecord(line.text);
-      if (typeof r !== "string" && matches(filter, r) && ++found === n) return { index: i, offset: line.offset, last: 0 };
+      if (typeof r !== "string") {
+        if (filter.since !== null && Date.parse(r.ts) < filter.since) return { index: i, offset: after, last: 0 };
+        if (matches(filter, r) && ++found === n) return { index: i, offset: line.offset, last: 0 };
+      }
+      after = line.offset;
     }
-    if (n === 0) return { index: i, offset: size, last: 0 };
+    if (n === 0) return { index: i, offset: after, last: 0 };
   }
   return { index: 0, offset: 0, last: 0 };
 }
