@@ -92,10 +92,14 @@ const FROM_RECORD = {
     int(rec.pid) && int(rec.uid) && int(rec.gid)
       ? socketSender(str(rec.via, ""), rec.pid, rec.uid, rec.gid, typeof rec.comm === "string" ? rec.comm : undefined)
       : null,
-  signal: (rec) =>
-    int(rec.pid) && int(rec.uid) && typeof rec.sig === "string" && /^SIG[A-Z0-9+-]{1,16}$/.test(rec.sig)
-      ? signalSender(rec.pid, rec.uid, rec.sig, int(rec.value) ? rec.value : 0, int(rec.code) ? rec.code : 0)
-      : null,
+  signal: (rec) => {
+    if (typeof rec.sig !== "string" || !/^SIG[A-Z0-9+-]{1,16}$/.test(rec.sig)) return null;
+    const value = int(rec.value) ? rec.value : 0;
+    const code = int(rec.code) ? rec.code : 0;
+    // a sender the kernel did not record is stored as pid and uid null
+    if (rec.pid === null && rec.uid === null) return signalIdentity(code, 0) === "unknown" ? signalSender(0, 0, rec.sig, value, code) : null;
+    return int(rec.pid) && int(rec.uid) ? signalSender(rec.pid, rec.uid, rec.sig, value, code) : null;
+  },
   mqueue: (rec) => (int(rec.prio) ? mqueueSender(str(rec.via, ""), rec.prio) : null),
 } as const satisfies Record<Channel, (rec: Stored) => Sender | null>;
 

@@ -484,7 +484,7 @@ export function parseLog(raw: string[]): LogOptions {
   for (const c of channels ?? []) {
     if (!(LOG_CHANNELS as readonly string[]).includes(c)) throw new UsageError(`--channel takes ${LOG_CHANNELS.join(", ")}; got ${JSON.stringify(c)}`);
   }
-  const pids = list(a.pid)?.map((p) => integer(p, "pid", 0, 1));
+  const pids = list(a.pid)?.map((p) => integer(p, "pid", 0, 1, PID_TOP));
   let grep: RegExp | null = null;
   try {
     grep = a.grep === undefined ? null : new RegExp(a.grep);

@@ -205,6 +205,23 @@ describe("postbox log: bad input", () => {
     );
   });
 
+  test("signals: an unknown sender (pid and uid null) and a claimed one are shown as serve showed them", async () => {
+    using dir = tempDir();
+    const base = { ts: RECORDS[0]!.ts, channel: "signal", sig: "SIGUSR1" };
+    const recs = [
+      { ...base, msg: "0", pid: null, uid: null, value: 0, code: 0 },
+      { ...base, msg: "5", pid: 0, uid: 0, value: 5, code: -1, claimed: true },
+      { ...base, msg: "6", pid: null, uid: null, value: 6, code: -1 }, // serve never stores a claimed sender as null
+    ];
+    writeFileSync(join(dir.path, "m"), ndjson(recs));
+    expect(await runPostbox(dir.path, ["log", "m"])).toEqual({
+      exitCode: 0,
+      stdout: "signal[pid=?,uid=?,sig=SIGUSR1]: 0\nsignal[pid=0,uid=0,sig=SIGUSR1]: 5\n",
+      stderr: 'postbox: warning: m:3: not a message postbox stores (channel "signal"); skipped\n',
+    });
+    expect((await runPostbox(dir.path, ["log", "--uid", "0", "m"])).stdout).toBe("signal[pid=0,uid=0,sig=SIGUSR1]: 5\n");
+  });
+
   test("past 10 bad lines in a file, the rest are counted in one warning", async () => {
     using dir = tempDir();
     writeFileSync(join(dir.path, "m"), `${good(0)}\n` + "{bad\n".repeat(15) + `${good(1)}\n`);

@@ -58,12 +58,12 @@ export function parseRecord(line: string): StoredRecord | string {
   return { line, ts: rec.ts, channel: from.channel, msg: rec.msg, fields: rec, from };
 }
 
-/** Senders by what their prefix is made of (types too: "1" is not 1), so that a store from few senders makes few. */
+/** Senders by what their prefix is made of (types too: "1" is not 1; a signal's code says whether its pid is known), so that a store from few senders makes few. */
 const senders = new Map<string, Sender>();
 
 function sender(rec: Record<string, unknown>): Sender | null {
   const t = (v: unknown) => `${typeof v}${v}`;
-  const key = `${t(rec.channel)}|${t(rec.pid)}|${t(rec.uid)}|${t(rec.gid)}|${t(rec.sig)}|${t(rec.prio)}`;
+  const key = `${t(rec.channel)}|${t(rec.pid)}|${t(rec.uid)}|${t(rec.gid)}|${t(rec.sig)}|${t(rec.code)}|${t(rec.prio)}`;
   let from = senders.get(key);
   if (from === undefined) {
     const made = senderOf(rec);
