@@ -122,6 +122,13 @@ describe("postbox log: filters", () => {
     expect(r).toEqual({ exitCode: 0, stdout: "fifo: 0\nstatus 0\n", stderr: "" });
   });
 
+  test.skipIf(!have("script"))("no FILE and stdin a terminal: a usage error naming what to pass", async () => {
+    using dir = tempDir();
+    const r = await sh(dir.path, `script -qec '"${BIN}" log' /dev/null`);
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout).toStartWith("postbox: no store to read: name it (postbox log mail.ndjson, the file given to serve --store) or pipe it in");
+  });
+
   for (const bad of [
     ["--channel", "bogus"],
     ["--since", "last tuesday"],
