@@ -101,6 +101,15 @@ const FROM_RECORD = {
     return int(rec.pid) && int(rec.uid) ? signalSender(rec.pid, rec.uid, rec.sig, value, code) : null;
   },
   mqueue: (rec) => (int(rec.prio) ? mqueueSender(str(rec.via, ""), rec.prio) : null),
+  dgram: (rec) => {
+    // no credentials: stored as pid, uid and gid null; --syslog: its severity is in the prefix
+    const unknown = rec.pid === null && rec.uid === null && rec.gid === null;
+    if (!unknown && !(int(rec.pid) && int(rec.uid) && int(rec.gid))) return null;
+    if (rec.severity !== undefined && (typeof rec.severity !== "string" || !/^[a-z]{1,10}$/.test(rec.severity))) return null;
+    const cred = unknown ? null : { pid: rec.pid as number, uid: rec.uid as number, gid: rec.gid as number };
+    const syslog = rec.severity === undefined ? undefined : { severity: rec.severity, fields: {} };
+    return dgramSender(str(rec.via, ""), cred, typeof rec.comm === "string" ? rec.comm : undefined, syslog);
+  },
 } as const satisfies Record<Channel, (rec: Stored) => Sender | null>;
 
 export function senderOf(rec: Stored): Sender | null {

@@ -268,17 +268,26 @@ describe("postbox log: what serve printed, read back", () => {
   const hostile = "a\\x1b[31mred\\x00\\r\\t\\x7f|\\xc2\\x9b|\\xff\\xfe|\\xef\\xbb\\xbfbom|\\xe2\\x80\\xa8|caf\\xc3\\xa9";
   // (no mq here: RLIMIT_MSGQUEUE is shared with whatever else runs; the mqueue line is covered above)
   const post = (dir: string, pid: number) =>
-    sh(dir, `printf '${hostile}\\nplain\\n' | nc -U socket && printf '${hostile}\\n' > fifo && "${BIN}" send --signal RTMIN --pid ${pid} -5`);
+    sh(
+      dir,
+      `printf '${hostile}\\nplain\\n' | nc -U socket && printf '${hostile}\\n' > fifo && "${BIN}" send --signal RTMIN --pid ${pid} -5 && ` +
+        `printf '<11>Dec  1 07:30:40 tag: ${hostile}\\nno header\\n' | "${BIN}" send --dgram dg`,
+    );
 
   for (const mode of [["--timestamps"], ["--json"], []]) {
     test.skipIf(!have("nc"))(`serve --store ${mode.join(" ")}: postbox log ${mode.join(" ")} prints the same lines`, async () => {
       using dir = tempDir();
-      await using pb = await startPostbox(dir.path, ["--store", "mail.ndjson", "--no-mq", "--signals", "RTMIN", ...mode]);
+      await using pb = await startPostbox(dir.path, ["--store", "mail.ndjson", "--no-mq", "--signals", "RTMIN", "--dgram", "dg", "--syslog", ...mode]);
       const r = await post(dir.path, pb.pid);
       expect(r.stderr).toBe("");
-      await pb.waitLines(4);
+      await pb.waitLines(6);
       const served = (await pb.stop()).stdout;
-      expect(served.split("\n")).toHaveLength(5);
+      expect(served.split("\n")).toHaveLength(7);
+      if (mode.length === 0) {
+        const dgrams = served.split("\n").filter((l) => l.startsWith("dgram["));
+        expect((await runPostbox(dir.path, ["log", "--channel", "dgram", "mail.ndjson"])).stdout).toBe(dgrams.join("\n") + "\n");
+      }
+      if (mode.length === 0) expect(served).toMatch(/\ndgram\[pid=\d+,uid=\d+,gid=\d+,sev=err\]: a\\x1b\[31m[^\n]*\ndgram\[pid=\d+,uid=\d+,gid=\d+\]: no header\n$/);
       if (mode[0] !== "--json") expect(served).toContain("a\\x1b[31mred\\x00\\r\\t\\x7f|\\xc2\\x9b|\\xff\\xfe|\ufeffbom|\u2028|café\n");
       expect(await runPostbox(dir.path, ["log", ...mode, "mail.ndjson"])).toEqual({ exitCode: 0, stdout: served, stderr: "" });
       if (mode[0] === "--timestamps") {

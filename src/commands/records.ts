@@ -63,7 +63,7 @@ const senders = new Map<string, Sender>();
 
 function sender(rec: Record<string, unknown>): Sender | null {
   const t = (v: unknown) => `${typeof v}${v}`;
-  const key = `${t(rec.channel)}|${t(rec.pid)}|${t(rec.uid)}|${t(rec.gid)}|${t(rec.sig)}|${t(rec.code)}|${t(rec.prio)}`;
+  const key = `${t(rec.channel)}|${t(rec.pid)}|${t(rec.uid)}|${t(rec.gid)}|${t(rec.sig)}|${t(rec.code)}|${t(rec.prio)}|${t(rec.severity)}`;
   let from = senders.get(key);
   if (from === undefined) {
     const made = senderOf(rec);
