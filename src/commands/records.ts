@@ -92,8 +92,11 @@ let scratch = new Uint8Array(1 << 16);
 
 /** One output line: what serve printed for this message (text, or the stored JSON). */
 export function writeRecord(out: Output, r: StoredRecord, opts: Pick<LogOptions, "json" | "timestamps">): void {
-  if (opts.json) out.utf8(jsonSafe(r.line) + "\n");
-  else {
+  if (opts.json) {
+    out.utf8(jsonSafe(r.line)); // no `+ "\n"`: flattening that string cost 4x the rest
+    out.reserve(1);
+    out.buf[out.len++] = 10;
+  } else {
     if (opts.timestamps) writeStamp(out, r.ts);
     // the exact bytes serve received: msg_b64 when they were not UTF-8, else msg
     const b64 = r.fields.msg_b64;
