@@ -124,7 +124,7 @@ describe("postbox log: filters", () => {
 
   test.skipIf(!have("script"))("no FILE and stdin a terminal: a usage error naming what to pass", async () => {
     using dir = tempDir();
-    const r = await sh(dir.path, `script -qec '"${BIN}" log' /dev/null`);
+    const r = await sh(dir.path, `NO_COLOR=1 script -qec '"${BIN}" log' /dev/null`); // (a terminal: no colour wanted here)
     expect(r.exitCode).toBe(2);
     expect(r.stdout).toStartWith("postbox: no store to read: name it (postbox log mail.ndjson, the file given to serve --store) or pipe it in");
   });
