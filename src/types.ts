@@ -89,6 +89,11 @@ export interface ChannelHandle {
   readonly kind: "fifo" | "socket" | "signals" | "mqueue" | "dgram";
   /** How a person posts here (for the banner). */
   readonly where: string;
-  /** Deliver what is buffered (unfinished lines) and stop taking input. */
+  /**
+   * Make the channel reachable (listen, open for reading): called last, once every
+   * channel is claimed, every handler installed and the pidfile written.
+   */
+  ready?(): void;
+  /** Deliver what is buffered (unfinished lines) and stop taking input; release what we claimed. */
   close(): void | Promise<void>;
 }

@@ -163,7 +163,8 @@ describe("message-queue channel", () => {
     expect((await pb.stop()).exitCode).toBe(0);
     await pb[Symbol.asyncDispose]();
     mqPut(q.name, [["while down", 0]]);
-    await using again = await startPostbox(dir.path, [...only, "--mq", q.name]);
+    // An existing queue must be no wider than --mode (never adopted wider than asked).
+    await using again = await startPostbox(dir.path, [...only, "--mq", q.name, "--mode", "0640"]);
     expect(await again.waitLines(1)).toEqual(["mqueue[prio=0]: while down"]);
   });
 

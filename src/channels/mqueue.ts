@@ -3,6 +3,7 @@
 // it, see fdwatch.ts), never from signals. The main thread drains the queue, then
 // re-arms the watch; mq_notify(SIGEV_NONE) only claims the queue as its reader.
 import { fchmodSync } from "node:fs";
+import { ownedOrClosed } from "../endpoint.ts";
 import { PostboxError, SysError, reason } from "../errors.ts";
 import { mqClaim, mqClose, mqGetattr, mqOpen, mqReceive, mqStatus, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking, waitReadable } from "../ffi/libc.ts";
 import { mqueueSender, type Sender } from "../format.ts";
@@ -39,7 +40,7 @@ function open(name: string, mode: number): number {
   } catch (err) {
     if (!(err instanceof SysError && err.code === "EEXIST")) throw err;
   }
-  return mqOpen(name, O_RDONLY | O_NONBLOCK);
+  return ownedOrClosed(mqOpen(name, O_RDONLY | O_NONBLOCK), mode, mqClose); // fstat on the mqd: never adopt another user's queue
 }
 
 export function openMqueue(name: string, opts: MqueueOptions, ctx: ChannelContext): ChannelHandle {
