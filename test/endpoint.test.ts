@@ -230,6 +230,15 @@ describe("remove only what is ours, and only one postbox wins", () => {
     expect(files.map((f) => readFileSync(join(dir.path, f), "utf8"))).toEqual(["theirs\n", "theirs\n", "theirs\n"]);
   });
 
+  test.skipIf(!canHostile)("another user's stale socket is refused naming its owner, and left in place", async () => {
+    using dir = sharedDir();
+    await asNobody([PY, "-c", "import socket; socket.socket(socket.AF_UNIX).bind('s')"], dir.path);
+    const r = await runPostbox(dir.path, [...LEAN, ...BOUNDED, "--no-fifo", "--socket", "s"]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/^postbox: cannot listen on s: a stale socket is in the way and it belongs to uid 65534 \(nobody\) \(mode 0[0-7]{3}\), not to uid 0 \(root\); postbox never removes another user's file\n$/);
+    expect(lstatSync(join(dir.path, "s")).uid).toBe(65534);
+  });
+
   test("a refused second start names the running postbox and leaves its pidfile and files alone", async () => {
     using dir = tempDir();
     await using a = await startPostbox(dir.path, args);
