@@ -2,8 +2,8 @@
 // No symlink is followed; owner and mode are checked on the opened object; only
 // what we created is removed; one postbox at a time claims a directory's paths.
 // Every channel asks it; none re-implements it.
-export { DirLocks, LOCK_WAIT_MS } from "./endpoint/lock.ts";
-export { ownedOrClosed, removeIfSame, NOFOLLOW, type Identity } from "./endpoint/object.ts";
-export { claimFifo, fifoServed, openClaimedFifo, openFifoForWriting, releaseFifo, type FifoClaim, type FifoState } from "./endpoint/fifo.ts";
-export { claimSocket, listenClaimed, peerMayPost, probeSocket, releaseSocket, type SocketClaim } from "./endpoint/socket.ts";
+export { DirLocks } from "./endpoint/lock.ts";
+export { ownedOrClosed } from "./endpoint/object.ts";
+export { claimFifo, fifoServed, openClaimedFifo, openFifoForWriting, releaseFifo, type FifoState } from "./endpoint/fifo.ts";
+export { claimSocket, listenClaimed, peerMayPost, probeSocket, releaseSocket } from "./endpoint/socket.ts";
 export { removePidfile, writePidfile, type Pidfile } from "./endpoint/pidfile.ts";

@@ -12,7 +12,7 @@ import { comm, O_CLOEXEC } from "./object.ts";
  * Anyone who can read a directory can flock it, so a hostile user in /tmp could
  * hold the lock forever: the wait is bounded and the error names the holder.
  */
-export const LOCK_WAIT_MS = 10_000;
+export const LOCK_WAIT_MS = 5_000;
 const POLL_MS = 5;
 
 export class DirLocks {
