@@ -51,8 +51,8 @@ export class DirLocks {
         locks.fds.push(fd);
       }
     } catch (err) {
+      for (const { fd } of order) if (!locks.fds.includes(fd)) closeSync(fd); // not locked yet
       locks.release();
-      for (const { fd } of order) if (!locks.fds.includes(fd)) closeSync(fd);
       throw err;
     }
     return locks;
