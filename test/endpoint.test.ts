@@ -91,7 +91,7 @@ describe.skipIf(!canHostile)("never adopt someone else's channel", () => {
     await asNobody(["bash", "-c", "umask 0 && mkfifo -m 0666 f"], dir.path);
     const r = await runPostbox(dir.path, [...LEAN, ...BOUNDED, "--no-socket", "--fifo", "f"]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toBe("postbox: cannot use f as the fifo: it belongs to uid 65534 (nobody) (mode 0666), not to uid 0 (root); postbox never adopts another user's fifo (remove it, or choose --fifo elsewhere)\n");
+    expect(r.stderr).toBe("postbox: cannot use f as the fifo: it belongs to uid 65534 (nobody) (mode 0666), not to uid 0 (root); not adopted (remove it, or choose --fifo elsewhere)\n");
     const st = statSync(join(dir.path, "f"));
     expect({ mode: st.mode & 0o777, uid: st.uid }).toEqual({ mode: 0o666, uid: 65534 });
   });
@@ -111,7 +111,7 @@ describe.skipIf(!canHostile)("never adopt someone else's channel", () => {
       await asNobody([PY, HOSTILE, "mq", mq, "0666"]);
       const r = await runPostbox(dir.path, [...BOUNDED, "--no-socket", "--no-fifo", "--no-signals", "--mq", mq]);
       expect(r.exitCode).toBe(1);
-      expect(r.stderr).toBe(`postbox: cannot open the message queue ${mq}: it belongs to uid 65534 (nobody) (mode 0666), not to uid 0 (root); postbox never adopts another user's channel (remove it, or choose another name)\n`);
+      expect(r.stderr).toBe(`postbox: cannot open the message queue ${mq}: it belongs to uid 65534 (nobody) (mode 0666), not to uid 0 (root); not adopted (remove it, or choose another name)\n`);
       expect(mqMode(mq)).toBe(0o666);
     } finally {
       mqRemove(mq);

@@ -51,7 +51,7 @@ export function claimFifo(path: string, mode: number): FifoClaim {
   };
   if (!h.st.isFIFO()) throw refuse(`${kindOf(h.st)} appeared in its place while claiming it; nothing was touched`);
   const why = notOurs(h.st, created ? 0o777 : mode);
-  if (why) throw refuse(`${why}; postbox never adopts another user's fifo (remove it, or choose --fifo elsewhere)`);
+  if (why) throw refuse(`${why}; not adopted (remove it, or choose --fifo elsewhere)`);
   if (!created && hasReader(h.fd)) {
     const readers = fifoHolders(identity(h.st));
     throw refuse(`${readers.length > 0 ? describe(readers) : "another process"} is reading it (a running postbox?); stop it or choose --fifo elsewhere`);

@@ -78,7 +78,7 @@ export function ownedOrClosed(fd: number, maxMode: number, close: (fd: number) =
   }
   if (why === null) return fd;
   close(fd);
-  throw new PostboxError(`${why}; postbox never adopts another user's channel (remove it, or choose another name)`);
+  throw new PostboxError(`${why}; not adopted (remove it, or choose another name)`);
 }
 
 /** Remove path only if it still is the object we created; anything else there is left alone. */
