@@ -151,6 +151,7 @@ describe.skipIf(!canHostile)("never adopt someone else's channel", () => {
       if (mode === "0600") {
         expect(other.exitCode).toBe(1);
         expect(other.stderr.toString()).toContain(`refused: uid 65534 may not post here (--mode 0600)`);
+        expect(end.stderr).toMatch(/refused pid \d+ \(uid 65534, gid 65534\): --mode 0600 does not let it post/);
       }
     }
     expect(results).toEqual({

@@ -51,6 +51,7 @@ export class SocketHub {
   /** Accepted past --max-connections, not read yet (the kernel holds what they sent). */
   private readonly waiting = new Set<Client>();
   private waitWarned = -Infinity;
+  private modeWarned = -Infinity;
   /** Soft RLIMIT_NOFILE: past it accept(2) fails (EMFILE) until an fd frees. */
   private readonly fdLimit = openFileLimit();
   private readonly fdWatchFrom = this.fdLimit - FD_WATCH;
@@ -216,7 +217,7 @@ export class SocketHub {
       s.terminate();
       return undefined;
     }
-    if (via.startsWith("@") && !peerMayPost(this.opts.mode, cred)) return this.turnAway(s, `uid ${cred.uid} may not post here (--mode ${this.opts.mode.toString(8).padStart(4, "0")})`);
+    if (via.startsWith("@") && !peerMayPost(this.opts.mode, cred)) return this.modeRefused(s, via, cred);
     if (this.ctx.restricted && !this.allowed(s, cred)) return undefined;
     // --json/--store show the command name, which may change at exec: look it up each time.
     if (this.opts.withComm) return socketSender(via, cred.pid, cred.uid, cred.gid, comm(cred.pid));
@@ -232,6 +233,17 @@ export class SocketHub {
     if (this.ctx.allows(cred.uid, () => cred.gid, () => `socket client pid ${cred.pid} (uid ${cred.uid}, gid ${cred.gid})`)) return true;
     this.turnAway(s, `uid ${cred.uid} may not post here`);
     return false;
+  }
+
+  /** An abstract socket has no file mode: --mode is applied to the peer (see peerMayPost). */
+  private modeRefused(s: Client, via: string, cred: PeerCred): undefined {
+    const mode = this.opts.mode.toString(8).padStart(4, "0");
+    const now = performance.now();
+    if (now - this.modeWarned > 1000) {
+      this.modeWarned = now; // at most once a second: a refused flood cannot flood stderr
+      this.ctx.warn(`socket ${via}: refused pid ${cred.pid} (uid ${cred.uid}, gid ${cred.gid}): --mode ${mode} does not let it post`);
+    }
+    return this.turnAway(s, `uid ${cred.uid} may not post here (--mode ${mode})`);
   }
 
   private turnAway(s: Client, why: string): undefined {
