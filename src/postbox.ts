@@ -173,7 +173,9 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     // once every handler is installed, and what `postbox wait` watches becomes
     // reachable only after that.
     if (opts.pidfile !== null) pidfile = writePidfile(opts.pidfile);
-    for (const ch of channels) ch.ready?.();
+    // The fallible step first (the queue's claim may meet a rival): no socket
+    // listens, no FIFO reads for a postbox that then fails.
+    for (const ch of [...channels].reverse()) ch.ready?.();
     locks.release();
   } catch (err) {
     await close();

@@ -3,7 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BIN, sh, tempDir } from "./harness.ts";
+import { BIN, mqName, sh, tempDir } from "./harness.ts";
+import { mqRemove } from "./helpers/mq.ts";
 
 /** Busy loops on both cores, so start-up steps stretch out and races show. */
 function cpuLoad(): { [Symbol.dispose](): void } {
@@ -15,10 +16,10 @@ function cpuLoad(): { [Symbol.dispose](): void } {
 // wait, then at once USR1 and the pidfile: USR1 must find its handler (else it
 // kills: exit 138), the pidfile must hold the pid.
 const startLoop = `
-n=$1 kind=$2 target=$3
+n=$1 kind=$2 target=$3 mq=\${4:---no-mq}
 waitfail=0 nopid=0 killed=0
 for i in $(seq "$n"); do
-  "$BIN" --no-mq --socket s --fifo f --pidfile pb.pid >/dev/null 2>>err & p=$!
+  "$BIN" $mq --socket s --fifo f --pidfile pb.pid >/dev/null 2>>err & p=$!
   "$BIN" wait "--$kind" "$target" --timeout 30 || waitfail=$((waitfail+1))
   kill -USR1 $p 2>/dev/null
   [ "$(cat pb.pid 2>/dev/null)" = "$p" ] || nopid=$((nopid+1))
@@ -50,7 +51,7 @@ echo "seen=$seen"
 `;
 
 describe("readiness is one moment", () => {
-  test("200 starts under CPU load (100 wait --socket, 100 wait --fifo), then at once USR1 and the pidfile: 0 killed, 0 missing", async () => {
+  test("240 starts under CPU load (100 wait --socket, 100 wait --fifo, 40 wait --mq), then at once USR1 and the pidfile: 0 killed, 0 missing", async () => {
     using dir = tempDir();
     const script = join(dir.path, "loop.sh");
     writeFileSync(script, startLoop);
@@ -58,11 +59,19 @@ describe("readiness is one moment", () => {
     const t0 = performance.now();
     const socket = await sh(dir.path, `BIN=${BIN} bash ${script} 100 socket s`, 120_000);
     const fifo = await sh(dir.path, `BIN=${BIN} bash ${script} 100 fifo f`, 120_000);
-    console.log(`readiness: 200 starts in ${Math.round(performance.now() - t0)} ms; socket ${socket.stdout.trim()}; fifo ${fifo.stdout.trim()}`);
+    const q = mqName();
+    let mq;
+    try {
+      mq = await sh(dir.path, `BIN=${BIN} bash ${script} 40 mq ${q} "--mq ${q}"`, 120_000);
+    } finally {
+      mqRemove(q);
+    }
+    console.log(`readiness: 240 starts in ${Math.round(performance.now() - t0)} ms; socket ${socket.stdout.trim()}; fifo ${fifo.stdout.trim()}; mq ${mq.stdout.trim()}`);
     const err = await Bun.file(join(dir.path, "err")).text().catch(() => "");
-    expect({ socket: socket.stdout.trim(), fifo: fifo.stdout.trim() }).toEqual({
+    expect({ socket: socket.stdout.trim(), fifo: fifo.stdout.trim(), mq: mq.stdout.trim() }).toEqual({
       socket: "waitfail=0 nopid=0 killed=0",
       fifo: "waitfail=0 nopid=0 killed=0",
+      mq: "waitfail=0 nopid=0 killed=0",
     });
     expect(err.split("\n").filter((l) => l && !l.startsWith("Santas") && !l.startsWith("..."))).toEqual([]);
   }, 150_000);

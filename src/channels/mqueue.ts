@@ -156,7 +156,7 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
       stop(err instanceof SysError && err.code === "EBUSY" ? `another process${otherPid()} now reads it` : reason(err));
       return;
     }
-    watch.rearm();
+    watch?.rearm();
   };
   const otherPid = (): string => {
     try {
@@ -175,31 +175,38 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
     if (!serving) return;
     serving = false;
     if (polling) clearImmediate(polling);
-    watch.close();
+    watch?.close();
     mqClose(mqd); // drops our claim; the queue and its messages stay
   };
 
-  try {
-    claim(); // at once: EBUSY means another reader is live
-  } catch (err) {
+  // Another reader is refused now, without claiming the queue ourselves: the
+  // claim is what `postbox wait --mq` sees, so it is made only in ready().
+  const reader = otherPid();
+  if (reader !== "") {
     mqClose(mqd);
-    if (err instanceof SysError && err.code === "EBUSY")
-      throw new PostboxError(`cannot read the message queue ${name}: another process (a running postbox?) is already reading it`);
-    throw new PostboxError(`cannot watch the message queue ${name}: ${reason(err)}`);
+    throw new PostboxError(`cannot read the message queue ${name}: another process${reader} (a running postbox?) is already reading it`);
   }
-  let watch: FdWatch;
-  try {
-    // Armed from the start: what arrives before the first drain is seen again after it.
-    watch = watchReadable(mqd, () => polling === undefined && pump(), stop);
-  } catch (err) {
-    mqClose(mqd);
-    throw new PostboxError(`cannot watch the message queue ${name}: starting the watcher thread failed: ${reason(err)}`);
-  }
-  pump(); // what was left while nobody read, in the queue's priority order
+  let watch: FdWatch | undefined;
 
   return {
     kind: "mqueue",
     where: `${selfCommand()} send --mq ${name} 4`,
+    ready() {
+      try {
+        claim(); // EBUSY: another reader claimed it since
+      } catch (err) {
+        if (err instanceof SysError && err.code === "EBUSY")
+          throw new PostboxError(`cannot read the message queue ${name}: another process${otherPid()} (a running postbox?) is already reading it`);
+        throw new PostboxError(`cannot watch the message queue ${name}: ${reason(err)}`);
+      }
+      try {
+        // Armed from the start: what arrives before the first drain is seen again after it.
+        watch = watchReadable(mqd, () => polling === undefined && pump(), stop);
+      } catch (err) {
+        throw new PostboxError(`cannot watch the message queue ${name}: starting the watcher thread failed: ${reason(err)}`);
+      }
+      pump(); // what was left while nobody read, in the queue's priority order
+    },
     close,
   };
 }

@@ -185,7 +185,7 @@ describe("two instances", () => {
       const fifo = await runPostbox(dir.path, only("fifo", "fifo"));
       expect(fifo.stderr).toMatch(new RegExp(`pid ${first.pid} \\(postbox\\) is reading it`));
       const queue = await runPostbox(dir.path, only("mq", mq));
-      expect(queue.stderr).toMatch(/another process \(a running postbox\?\) is already reading it/);
+      expect(queue.stderr).toMatch(new RegExp(`another process \\(pid ${first.pid}\\) \\(a running postbox\\?\\) is already reading it`));
       for (const r of [sock, fifo, queue]) expect(r.exitCode).toBe(1);
       await sh(dir.path, "echo 1 > fifo");
       await runPostbox(dir.path, ["send", "--socket", "socket", "2"]);
