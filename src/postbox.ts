@@ -10,7 +10,7 @@ import { signalName } from "./signames.ts";
 import { EXIT, reason } from "./errors.ts";
 import { Policy, UNKNOWN } from "./policy.ts";
 import { sdNotify } from "./readiness.ts";
-import { DirLocks, removePidfile, writePidfile, type Pidfile } from "./endpoint.ts";
+import { DirLocks, preparePidfile, removePidfile, type Pidfile } from "./endpoint.ts";
 import { writeText, writeTextLines } from "./format.ts";
 import { adoptFifo } from "./channels/fifo.ts";
 import { adoptMqueue } from "./channels/mqueue.ts";
@@ -114,6 +114,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   let trap: SignalTrap | undefined;
   let locks: DirLocks | undefined;
   let pidfile: Pidfile | undefined;
+  let discardPidfile: (() => void) | undefined;
   let closing: Promise<number> | undefined;
   let timer: Timer | undefined;
 
@@ -140,6 +141,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
       }
       policy.close();
       if (pidfile) removePidfile(pidfile); // only the one we wrote, if it is still there
+      else discardPidfile?.();
       locks?.release();
       for (const f of failures) log.error(`while closing ${f}`);
       return failures.length + ((store?.unkept ?? 0) > 0 ? 1 : 0); // the store reported its own
@@ -169,13 +171,17 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     const dgramOpts = { mode: opts.mode, maxMessage: opts.maxMessage, syslog: opts.syslog, fields: opts.json || opts.store !== null };
     for (const a of passed("dgram")) channels.push(adoptDgram(a.fd, a.name, dgramOpts, ctx));
     if (passed("dgram").length === 0) for (const address of opts.dgram) channels.push(openDgram(address, dgramOpts, ctx));
-    // Readiness is one moment: the pid is shown (pidfile, then banner and READY=1)
-    // once every handler is installed, and what `postbox wait` watches becomes
-    // reachable only after that.
-    if (opts.pidfile !== null) pidfile = writePidfile(opts.pidfile);
-    // The fallible step first (the queue's claim may meet a rival): no socket
+    // Readiness is one moment, once every handler is installed: the gates (each one
+    // cheap step) open, and the pidfile is renamed into place right after the
+    // last; then the banner and READY=1. The slower rest (adopting listeners,
+    // reader threads, the queue's first drain) follows: posts wait in the kernel.
+    const pending = opts.pidfile === null ? null : preparePidfile(opts.pidfile);
+    discardPidfile = pending?.discard;
+    // The fallible gate first (the queue's claim may meet a rival): no socket
     // listens, no FIFO reads for a postbox that then fails.
-    for (const ch of [...channels].reverse()) ch.ready?.();
+    const rest = [...channels].reverse().map((ch) => ch.ready?.());
+    if (pending) pidfile = pending.commit();
+    for (const r of rest) r?.();
     locks.release();
   } catch (err) {
     await close();

@@ -90,10 +90,12 @@ export interface ChannelHandle {
   /** How a person posts here (for the banner). */
   readonly where: string;
   /**
-   * Make the channel reachable (listen, open for reading): called last, once every
-   * channel is claimed, every handler installed and the pidfile written.
+   * Open the gate (listen, open the FIFO for reading, claim the queue): one cheap
+   * step, called last, once every channel is claimed and every handler installed.
+   * Returns what is left (adopting the listener, starting the reader, the first
+   * drain), run once the pidfile is in place.
    */
-  ready?(): void;
+  ready?(): (() => void) | void;
   /** Deliver what is buffered (unfinished lines) and stop taking input; release what we claimed. */
   close(): void | Promise<void>;
 }

@@ -25,25 +25,28 @@ export interface FifoOptions {
 export function openFifo(path: string, opts: FifoOptions, ctx: ChannelContext): ChannelHandle {
   const claim = claimFifo(path, opts.mode);
   let served: ChannelHandle | undefined;
+  let fd: number | undefined;
   let open = true;
   return {
     kind: "fifo",
     where: `echo 1 > ${path}`,
     ready() {
-      let fd: number;
       try {
-        fd = openClaimedFifo(claim);
+        fd = openClaimedFifo(claim); // writers may write from now on: it is buffered in the pipe
       } catch (err) {
         throw new PostboxError(`cannot open the fifo ${path}: ${reason(err)}`);
       }
-      log.debug(`fifo ${path}: ${claim.created ? "created" : "reused"}, mode 0${opts.mode.toString(8)}, held open read-write (writers never block)`);
-      served = serveFifo(fd, path, opts, ctx, () => releaseFifo(claim));
+      return () => {
+        log.debug(`fifo ${path}: ${claim.created ? "created" : "reused"}, mode 0${opts.mode.toString(8)}, held open read-write (writers never block)`);
+        served = serveFifo(fd!, path, opts, ctx, () => releaseFifo(claim));
+      };
     },
     close() {
       if (!open) return;
       open = false;
-      if (served) served.close();
-      else releaseFifo(claim);
+      if (served) return served.close();
+      if (fd !== undefined) closeSync(fd);
+      releaseFifo(claim);
     },
   };
 }

@@ -199,13 +199,15 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
           throw new PostboxError(`cannot read the message queue ${name}: another process${otherPid()} (a running postbox?) is already reading it`);
         throw new PostboxError(`cannot watch the message queue ${name}: ${reason(err)}`);
       }
-      try {
-        // Armed from the start: what arrives before the first drain is seen again after it.
-        watch = watchReadable(mqd, () => polling === undefined && pump(), stop);
-      } catch (err) {
-        throw new PostboxError(`cannot watch the message queue ${name}: starting the watcher thread failed: ${reason(err)}`);
-      }
-      pump(); // what was left while nobody read, in the queue's priority order
+      return () => {
+        try {
+          // Armed from the start: what arrives before the first drain is seen again after it.
+          watch = watchReadable(mqd, () => polling === undefined && pump(), stop);
+        } catch (err) {
+          throw new PostboxError(`cannot watch the message queue ${name}: starting the watcher thread failed: ${reason(err)}`);
+        }
+        pump(); // what was left while nobody read, in the queue's priority order
+      };
     },
     close,
   };

@@ -85,16 +85,18 @@ export class SocketHub {
       kind: "socket",
       where,
       ready: () => {
-        listenClaimed(claim);
-        let listener: PausableListener<Conn | undefined>;
-        try {
-          listener = PausableListener.adopt(claim.fd, this.handlers(address));
-        } catch (err) {
-          throw new PostboxError(`cannot listen on ${address}: ${reason(err)}`);
-        }
-        const abstract = address.startsWith("@");
-        log.debug(`socket ${address}: listening${abstract ? "" : `, mode 0${this.opts.mode.toString(8)}`}, ${this.opts.maxConnections} clients at once, linger ${this.opts.linger} ms, idle timeout ${this.opts.idleTimeout} s`);
-        served = this.serve(listener, where);
+        listenClaimed(claim); // clients may connect from now on: they wait in the backlog
+        return () => {
+          let listener: PausableListener<Conn | undefined>;
+          try {
+            listener = PausableListener.adopt(claim.fd, this.handlers(address));
+          } catch (err) {
+            throw new PostboxError(`cannot listen on ${address}: ${reason(err)}`);
+          }
+          const abstract = address.startsWith("@");
+          log.debug(`socket ${address}: listening${abstract ? "" : `, mode 0${this.opts.mode.toString(8)}`}, ${this.opts.maxConnections} clients at once, linger ${this.opts.linger} ms, idle timeout ${this.opts.idleTimeout} s`);
+          served = this.serve(listener, where);
+        };
       },
       close: () => {
         if (!open) return;

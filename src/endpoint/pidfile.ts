@@ -11,9 +11,14 @@ export interface Pidfile {
   readonly id: Identity;
 }
 
-export function writePidfile(path: string): Pidfile {
+/** The pid, written to a temp file beside `path`; commit() renames it into place. */
+export function preparePidfile(path: string): { commit(): Pidfile; discard(): void } {
   const tmp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
   let id: Identity | undefined;
+  const cannot = (err: unknown) => new PostboxError(`cannot write the pidfile ${path}: ${reason(err)}`);
+  const discard = () => {
+    if (id) removeIfSame(tmp, id);
+  };
   try {
     const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW, 0o644);
     try {
@@ -22,14 +27,25 @@ export function writePidfile(path: string): Pidfile {
     } finally {
       closeSync(fd);
     }
-    renameSync(tmp, path); // replaces whatever name was there (a symlink itself, never its target)
-    const st = lstatOrNull(path);
-    if (!st || st.ino !== id.ino || st.dev !== id.dev) throw new Error("another file took its place right after the rename");
-    return { path, id };
   } catch (err) {
-    if (id) removeIfSame(tmp, id);
-    throw new PostboxError(`cannot write the pidfile ${path}: ${reason(err)}`);
+    discard();
+    throw cannot(err);
   }
+  const written = id;
+  return {
+    commit() {
+      try {
+        renameSync(tmp, path); // replaces whatever name was there (a symlink itself, never its target)
+        const st = lstatOrNull(path);
+        if (!st || st.ino !== written.ino || st.dev !== written.dev) throw new Error("another file took its place right after the rename");
+        return { path, id: written };
+      } catch (err) {
+        discard();
+        throw cannot(err);
+      }
+    },
+    discard,
+  };
 }
 
 /** Remove the pidfile if it still is ours (a newer postbox may have written its own there). */
