@@ -171,16 +171,16 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     const dgramOpts = { mode: opts.mode, maxMessage: opts.maxMessage, syslog: opts.syslog, fields: opts.json || opts.store !== null };
     for (const a of passed("dgram")) channels.push(adoptDgram(a.fd, a.name, dgramOpts, ctx));
     if (passed("dgram").length === 0) for (const address of opts.dgram) channels.push(openDgram(address, dgramOpts, ctx));
-    // Readiness is one moment, once every handler is installed: the gates (each one
-    // cheap step) open, and the pidfile is renamed into place right after the
-    // last; then the banner and READY=1. The slower rest (adopting listeners,
+    // Readiness is one moment, once every handler is installed: the pidfile is
+    // renamed into place, and right after it the gates open (each one cheap step),
+    // so `wait` returning means the pidfile is there; then the banner and READY=1. The slower rest (adopting listeners,
     // reader threads, the queue's first drain) follows: posts wait in the kernel.
     const pending = opts.pidfile === null ? null : preparePidfile(opts.pidfile);
     discardPidfile = pending?.discard;
     // The fallible gate first (the queue's claim may meet a rival): no socket
     // listens, no FIFO reads for a postbox that then fails.
-    const rest = [...channels].reverse().map((ch) => ch.ready?.());
     if (pending) pidfile = pending.commit();
+    const rest = [...channels].reverse().map((ch) => ch.ready?.());
     for (const r of rest) r?.();
     locks.release();
   } catch (err) {
