@@ -60,6 +60,7 @@ export function reason(err: unknown): string {
     EBUSY: "busy",
     ESRCH: "no such process",
     ENOSYS: "not supported by this system",
+    ELOOP: "it is a symlink (not followed)",
   };
   const code = errnoName(err);
   if (code) return reasons[code] ? `${reasons[code]} (${code})` : code;

@@ -351,6 +351,7 @@ export const sendArgs = {
   signal: { type: "string", valueHint: "SIG", description: "Post a sigqueue value with signal SIG (USR1, RTMIN+n, …) to --pid" },
   pid: { type: "string", valueHint: "pid", description: "Process to signal" },
   timeout: { type: "string", valueHint: "s", description: "Give up (exit 3) when the postbox takes nothing for s seconds (its stdout blocked…) [never]" },
+  "expect-uid": { type: "string", valueHint: "uid", description: "socket/abstract: post only if the server runs as this uid (SO_PEERCRED), else fail" },
   message: { type: "positional", required: false, valueHint: "message...", description: "The message (the rest of the line); without it, stdin line by line" },
 } as const satisfies ArgsDef;
 
@@ -362,13 +363,15 @@ export function parseSend(raw: string[]): { target: SendTarget; words: string[];
   const chosen = (["socket", "abstract", "fifo", "mq", "dgram", "signal"] as const).filter((k) => a[k] !== undefined);
   if (chosen.length !== 1) throw new UsageError("send needs exactly one target: --socket, --abstract, --fifo, --mq, --dgram or --signal");
   const value = (k: "socket" | "abstract" | "fifo" | "mq" | "dgram" | "signal"): string => pathOption(a[k], k, "") ?? "";
+  const expectUid = a["expect-uid"] === undefined ? null : integer(a["expect-uid"], "expect-uid", 0, 0);
+  if (expectUid !== null && chosen[0] !== "socket" && chosen[0] !== "abstract") throw new UsageError("--expect-uid goes with --socket or --abstract");
   let target: SendTarget;
   switch (chosen[0]!) {
     case "socket":
-      target = { kind: "socket", path: socketAddress(value("socket"), "socket")! };
+      target = { kind: "socket", path: socketAddress(value("socket"), "socket")!, expectUid };
       break;
     case "abstract":
-      target = { kind: "abstract", name: abstractName(value("abstract"))! };
+      target = { kind: "abstract", name: abstractName(value("abstract"))!, expectUid };
       break;
     case "fifo":
       target = { kind: "fifo", path: filePath(value("fifo"), "fifo")! };

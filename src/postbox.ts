@@ -9,7 +9,8 @@ import { ignoreSignal } from "./ffi/libc.ts";
 import { signalName } from "./signames.ts";
 import { EXIT, reason } from "./errors.ts";
 import { Policy, UNKNOWN } from "./policy.ts";
-import { removePidfile, sdNotify, writePidfile } from "./readiness.ts";
+import { sdNotify } from "./readiness.ts";
+import { DirLocks, preparePidfile, removePidfile, type Pidfile } from "./endpoint.ts";
 import { writeText, writeTextLines } from "./format.ts";
 import { adoptFifo } from "./channels/fifo.ts";
 import { adoptMqueue } from "./channels/mqueue.ts";
@@ -49,7 +50,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     done = true;
     stop(s);
   };
-  const store = opts.store === null ? null : new StoreSink(opts.store, log);
+  const store = opts.store === null ? null : new StoreSink(opts.store, log, opts.mode);
   let forward: ForwardSink | null = null;
   try {
     if (opts.forward && store) forward = new ForwardSink(opts.forward, store.store, log);
@@ -111,6 +112,9 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     ctx,
   );
   let trap: SignalTrap | undefined;
+  let locks: DirLocks | undefined;
+  let pidfile: Pidfile | undefined;
+  let discardPidfile: (() => void) | undefined;
   let closing: Promise<number> | undefined;
   let timer: Timer | undefined;
 
@@ -136,7 +140,9 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
         }
       }
       policy.close();
-      if (opts.pidfile !== null) removePidfile(opts.pidfile);
+      if (pidfile) removePidfile(pidfile); // only the one we wrote, if it is still there
+      else discardPidfile?.();
+      locks?.release();
       for (const f of failures) log.error(`while closing ${f}`);
       return failures.length + ((store?.unkept ?? 0) > 0 ? 1 : 0); // the store reported its own
     })());
@@ -145,12 +151,17 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   const passed = (kind: "socket" | "fifo" | "mqueue" | "dgram") => opts.activated.filter((a) => a.kind === kind);
   const fifoOpts = { mode: opts.mode, maxMessage: opts.maxMessage, quiet: opts.linger || 100 };
   try {
+    // Built first: compiling the signal handler is the slow part, and needs no path.
+    if (opts.signals.length > 0) trap = openTrap(opts, ctx);
+    // From the first look at a path until every channel is reachable, this postbox
+    // alone claims paths in these directories: concurrent starts have one winner.
+    const paths = [opts.fifo, opts.socket, opts.pidfile].filter((p): p is string => p !== null);
+    locks = await DirLocks.acquire(paths);
     for (const a of passed("fifo")) channels.push(adoptFifo(a.fd, a.name, fifoOpts, ctx));
     if (opts.fifo !== null && passed("fifo").length === 0) channels.push(openFifo(opts.fifo, fifoOpts, ctx));
     for (const a of passed("socket")) channels.push(hub.adopt(a.fd, a.name));
     if (opts.socket !== null && passed("socket").length === 0) channels.push(await hub.listen(opts.socket));
     if (opts.abstract !== null) channels.push(await hub.listen(`@${opts.abstract}`));
-    if (opts.signals.length > 0) trap = openTrap(opts, ctx);
     if (trap) channels.push(openSignals(trap, opts.signals, ctx));
     // After the signals: the mq's watcher thread inherits their blocked mask.
     const adopted = passed("mqueue")[0];
@@ -160,8 +171,18 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     const dgramOpts = { mode: opts.mode, maxMessage: opts.maxMessage, syslog: opts.syslog, fields: opts.json || opts.store !== null };
     for (const a of passed("dgram")) channels.push(adoptDgram(a.fd, a.name, dgramOpts, ctx));
     if (passed("dgram").length === 0) for (const address of opts.dgram) channels.push(openDgram(address, dgramOpts, ctx));
-    // Last: our PID is shown (banner, pidfile) only once every channel is ready.
-    if (opts.pidfile !== null) writePidfile(opts.pidfile);
+    // Readiness is one moment, once every handler is installed: the pidfile is
+    // renamed into place, and right after it the gates open (each one cheap step),
+    // so `wait` returning means the pidfile is there; then the banner and READY=1. The slower rest (adopting listeners,
+    // reader threads, the queue's first drain) follows: posts wait in the kernel.
+    const pending = opts.pidfile === null ? null : preparePidfile(opts.pidfile);
+    discardPidfile = pending?.discard;
+    // The fallible gate first (the queue's claim may meet a rival): no socket
+    // listens, no FIFO reads for a postbox that then fails.
+    if (pending) pidfile = pending.commit();
+    const rest = [...channels].reverse().map((ch) => ch.ready?.());
+    for (const r of rest) r?.();
+    locks.release();
   } catch (err) {
     await close();
     throw err;

@@ -1,13 +1,14 @@
 // postbox send: one client for every channel, for machines without nc, kill -q or mq_send.
-import { closeSync, constants, openSync, writeSync } from "node:fs";
+import { closeSync, writeSync } from "node:fs";
+import { openFifoForWriting } from "./endpoint.ts";
 import { EXIT, PostboxError, SysError, UsageError, errnoName, reason } from "./errors.ts";
-import { mqClose, mqGetattr, mqOpen, mqSend, O_NONBLOCK, O_WRONLY, sigqueue } from "./ffi/libc.ts";
+import { mqClose, mqGetattr, mqOpen, mqSend, O_NONBLOCK, O_WRONLY, peerCred, sigqueue, type PeerCred } from "./ffi/libc.ts";
 import { DatagramSender } from "./ffi/dgram.ts";
 import { signalName } from "./signames.ts";
 
 export type SendTarget =
-  | { kind: "socket"; path: string }
-  | { kind: "abstract"; name: string }
+  | { kind: "socket"; path: string; expectUid?: number | null }
+  | { kind: "abstract"; name: string; expectUid?: number | null }
   | { kind: "fifo"; path: string }
   | { kind: "mq"; name: string; prio: number; wait: boolean }
   | { kind: "dgram"; address: string }
@@ -56,7 +57,7 @@ export async function send(target: SendTarget, messages: AsyncIterable<string> |
     case "socket":
     case "abstract": {
       const address = target.kind === "socket" ? target.path : `@${target.name}`;
-      return sendSocket(address, messages, new Stall(timeout, address));
+      return sendSocket(address, messages, new Stall(timeout, address), target.expectUid ?? null);
     }
     case "fifo":
       return sendFifo(target.path, messages, new Stall(timeout, target.path));
@@ -101,7 +102,7 @@ async function sendDgram(address: string, messages: AsyncIterable<string> | Iter
   return n;
 }
 
-async function sendSocket(address: string, messages: AsyncIterable<string> | Iterable<string>, stall: Stall): Promise<number> {
+async function sendSocket(address: string, messages: AsyncIterable<string> | Iterable<string>, stall: Stall, expectUid: number | null): Promise<number> {
   const unix = address.startsWith("@") ? `\0${address.slice(1)}` : address;
   let closed!: () => void;
   const done = new Promise<void>((resolve) => (closed = resolve));
@@ -133,6 +134,7 @@ async function sendSocket(address: string, messages: AsyncIterable<string> | Ite
     const hint = code === "ECONNREFUSED" || code === "ENOENT" ? "; is a postbox serving there?" : "";
     throw new PostboxError(`cannot connect to ${address}: ${reason(err)}${hint}`);
   }
+  if (expectUid !== null) insist(socket, address, expectUid);
   let n = 0;
   for await (const m of messages) {
     // write() may take only part of a big message: keep going until it is all in the kernel.
@@ -164,14 +166,22 @@ async function sendSocket(address: string, messages: AsyncIterable<string> | Ite
   return n;
 }
 
-async function sendFifo(path: string, messages: AsyncIterable<string> | Iterable<string>, stall: Stall): Promise<number> {
-  let fd: number;
+/** --expect-uid: the kernel says who accepted us (SO_PEERCRED); anyone else gets nothing. */
+function insist(socket: { end(): void }, address: string, uid: number): void {
+  let cred: PeerCred;
   try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    cred = peerCred((socket as unknown as { fd: number }).fd);
   } catch (err) {
-    const why = errnoName(err) === "ENXIO" ? "no postbox is reading it" : reason(err);
-    throw new PostboxError(`cannot write to the fifo ${path}: ${why}`);
+    socket.end();
+    throw new PostboxError(`not sending to ${address}: cannot tell who serves it (${reason(err)}) and --expect-uid ${uid} was asked`);
   }
+  if (cred.uid === uid) return;
+  socket.end();
+  throw new PostboxError(`not sending to ${address}: it is served by uid ${cred.uid} (pid ${cred.pid}), not by uid ${uid} (--expect-uid)`);
+}
+
+async function sendFifo(path: string, messages: AsyncIterable<string> | Iterable<string>, stall: Stall): Promise<number> {
+  const fd = openFifoForWriting(path); // anything but a FIFO is refused, untouched
   let n = 0;
   try {
     for await (const m of messages) {

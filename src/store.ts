@@ -3,6 +3,7 @@
 import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
 import { PostboxError, errnoName, reason } from "./errors.ts";
 import { log } from "./log.ts";
+import { ownedOrClosed } from "./endpoint.ts";
 
 const SYNC_MS = 100;
 /** Lines kept while the file cannot be written (disk full…), before new ones are counted as lost. */
@@ -25,6 +26,8 @@ export class Store {
   constructor(
     readonly path: string,
     private readonly report: (level: "error" | "info", message: string) => void,
+    /** An existing store file must be ours and no wider (--mode). */
+    private readonly maxMode = 0o600,
   ) {
     this.fd = this.open();
   }
@@ -44,6 +47,11 @@ export class Store {
     if (fstatSync(fd).isFIFO()) {
       closeSync(fd);
       throw new PostboxError(`cannot open the store ${this.path}: ${pipe}`);
+    }
+    try {
+      if (fstatSync(fd).isFile()) ownedOrClosed(fd, this.maxMode); // never another user's file, nor one wider than --mode
+    } catch (err) {
+      throw new PostboxError(`cannot open the store ${this.path}: ${reason(err)}`);
     }
     this.seal(fd);
     return fd;

@@ -91,6 +91,13 @@ export interface ChannelHandle {
   readonly kind: "fifo" | "socket" | "signals" | "mqueue" | "dgram";
   /** How a person posts here (for the banner). */
   readonly where: string;
-  /** Deliver what is buffered (unfinished lines) and stop taking input. */
+  /**
+   * Open the gate (listen, open the FIFO for reading, claim the queue): one cheap
+   * step, called last, once every channel is claimed and every handler installed.
+   * Returns what is left (adopting the listener, starting the reader, the first
+   * drain), run once the pidfile is in place.
+   */
+  ready?(): (() => void) | void;
+  /** Deliver what is buffered (unfinished lines) and stop taking input; release what we claimed. */
   close(): void | Promise<void>;
 }

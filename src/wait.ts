@@ -1,7 +1,7 @@
 // postbox wait: returns as soon as a postbox serves at a socket, FIFO or queue —
 // the line a CI script puts after starting postbox in the background.
-import { closeSync, constants, openSync } from "node:fs";
-import { probeSocket } from "./endpoint.ts";
+import { fifoServed, probeSocket, type FifoState } from "./endpoint.ts";
+import { PostboxError } from "./errors.ts";
 import { probeDatagram } from "./ffi/dgram.ts";
 import { mqClose, mqOpen, mqStatus, O_NONBLOCK, O_RDONLY } from "./ffi/libc.ts";
 
@@ -22,13 +22,16 @@ export async function serving(t: WaitTarget): Promise<boolean> {
       } catch {
         return false;
       }
-    case "fifo":
+    case "fifo": {
+      let s: FifoState;
       try {
-        closeSync(openSync(t.path, constants.O_WRONLY | constants.O_NONBLOCK)); // ENXIO while nobody reads
-        return true;
+        s = fifoServed(t.path); // a postbox's reader, not any reader
       } catch {
         return false;
       }
+      if (s.state === "not-fifo") throw new PostboxError(`cannot wait for ${t.path}: it is ${s.kind}, not a fifo (nothing was opened)`);
+      return s.state === "fifo" && s.served;
+    }
     case "mq":
       return mqReader(t.name) !== 0;
     case "dgram":

@@ -311,7 +311,7 @@ describe.skipIf(!haveRsyslog)("--forward to rsyslog", () => {
 describe.skipIf(!haveRsyslog)("the forwarder's accounting", () => {
   test("a torn record sealed after a crash is passed, not counted as a message left behind", async () => {
     using dir = tempDir();
-    writeFileSync(join(dir.path, "mail.ndjson"), '{"ts":"2026-12-01T00:00:00Z","channel":"socket","msg":"cut sh'); // a crash mid-write
+    writeFileSync(join(dir.path, "mail.ndjson"), '{"ts":"2026-12-01T00:00:00Z","channel":"socket","msg":"cut sh', { mode: 0o600 }); // a crash mid-write (0600: no wider than --mode, or it is refused)
     const first = await startPostbox(dir.path, forwardTo(await freePort()));
     await socketClient(join(dir.path, "socket"), [lines("m", 1, 5)]);
     await first.waitLines(5);

@@ -7,7 +7,8 @@ import type { Subprocess } from "bun";
 import { mqRemove } from "./helpers/mq.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");
-export const BIN = join(ROOT, "postbox");
+/** The binary under test (POSTBOX_BIN runs the suite against another build, e.g. the old one). */
+export const BIN = process.env.POSTBOX_BIN ?? join(ROOT, "postbox");
 
 if (!existsSync(BIN)) {
   const b = Bun.spawnSync([process.execPath, "build.ts"], { cwd: ROOT, stderr: "inherit" });

@@ -163,7 +163,8 @@ describe("message-queue channel", () => {
     expect((await pb.stop()).exitCode).toBe(0);
     await pb[Symbol.asyncDispose]();
     mqPut(q.name, [["while down", 0]]);
-    await using again = await startPostbox(dir.path, [...only, "--mq", q.name]);
+    // An existing queue must be no wider than --mode (never adopted wider than asked).
+    await using again = await startPostbox(dir.path, [...only, "--mq", q.name, "--mode", "0640"]);
     expect(await again.waitLines(1)).toEqual(["mqueue[prio=0]: while down"]);
   });
 
@@ -173,7 +174,7 @@ describe("message-queue channel", () => {
     await using pb = await startPostbox(dir.path, [...only, "--mq", q.name]);
     const second = await runPostbox(dir.path, [...only, "--mq", q.name]);
     expect(second.exitCode).toBe(1);
-    expect(second.stderr).toBe(`postbox: cannot read the message queue ${q.name}: another process (a running postbox?) is already reading it\n`);
+    expect(second.stderr).toBe(`postbox: cannot read the message queue ${q.name}: another process (pid ${pb.pid}) (a running postbox?) is already reading it\n`);
     mqPut(q.name, [["first still", 2]]);
     expect(await pb.waitLines(1)).toEqual(["mqueue[prio=2]: first still"]);
   });
@@ -191,7 +192,8 @@ describe("message-queue channel", () => {
       process.kill(pb.pid, "SIGCONT");
       await pb.waitStderr(/another process \(pid \d+\) now reads it\); the mq channel stops/);
       expect(pb.stderr.text).toContain(`(pid ${rival.pid})`);
-      expect(pb.lines()).toEqual(["mqueue[prio=0]: taken before the rival"]);
+      // stdout and stderr are separate pipes: the line may come in after the warning
+      expect(await pb.waitLines(1)).toEqual(["mqueue[prio=0]: taken before the rival"]);
       expect((await runPostbox(dir.path, ["wait", "--mq", q.name, "--timeout", "1"])).exitCode).toBe(0); // the rival holds it
       expect(pb.proc.exitCode).toBeNull(); // the other channels would go on
     } finally {

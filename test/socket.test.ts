@@ -147,7 +147,7 @@ describe("socket channel", () => {
     const second = await runPostbox(dir.path, [...onlyFlags, "--no-mq"]);
     expect(second.exitCode).toBe(1);
     expect(second.stderr).toBe(
-      `postbox: cannot listen on socket: another postbox is serving it (pid ${live.pid}); stop it or choose another --socket\n`,
+      `postbox: cannot listen on socket: another postbox is serving it (pid ${live.pid} (postbox), uid ${process.getuid!()} (${myName()})); stop it or choose another --socket\n`,
     );
     await (await socketClient(join(dir.path, "socket"), ["still here\n"])).closed;
     expect((await live.waitLines(1))[0]).toMatch(/: still here$/);
@@ -229,3 +229,9 @@ describe("nothing buffered is dropped (issue #12)", () => {
     await Promise.all([idle.closed, waiting.closed]);
   });
 });
+
+/** Our user name as /etc/passwd has it (postbox names a server's uid that way). */
+function myName(): string {
+  const line = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.split(":")[2] === String(process.getuid!()));
+  return line?.split(":")[0] ?? "";
+}

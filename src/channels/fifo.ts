@@ -1,10 +1,10 @@
 // Named FIFO channel. Opened O_RDWR|O_NONBLOCK: we hold a writer ourselves, so the
 // read side never sees EOF when writers come and go (no reopen, no spin), and
 // writers never block while the postbox runs.
-import { chmodSync, closeSync, constants, openSync, rmSync, unlinkSync } from "node:fs";
-import { claimFifoPath } from "../endpoint.ts";
+import { closeSync } from "node:fs";
+import { claimFifo, openClaimedFifo, releaseFifo } from "../endpoint.ts";
 import { PostboxError, reason } from "../errors.ts";
-import { mknod, S_IFIFO, setNonBlocking } from "../ffi/libc.ts";
+import { setNonBlocking } from "../ffi/libc.ts";
 import { fifoSender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -18,28 +18,37 @@ export interface FifoOptions {
   quiet: number;
 }
 
+/**
+ * Claim the FIFO now (the endpoint module checks and holds it); it becomes
+ * reachable — opened for reading — only at ready(), the postbox's last step.
+ */
 export function openFifo(path: string, opts: FifoOptions, ctx: ChannelContext): ChannelHandle {
-  const created = claimFifoPath(path) === "create";
-  try {
-    if (created) {
-      // mknod's mode is narrowed by the umask (never wider than asked); chmod then sets it exactly.
-      mknod(path, S_IFIFO | opts.mode);
-    }
-    chmodSync(path, opts.mode);
-  } catch (err) {
-    throw new PostboxError(`cannot create the fifo ${path}: ${reason(err)}`);
-  }
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
-  } catch (err) {
-    if (created) unlinkSync(path);
-    throw new PostboxError(`cannot open the fifo ${path}: ${reason(err)}`);
-  }
-  log.debug(`fifo ${path}: ${created ? "created" : "reused"}, mode 0${opts.mode.toString(8)}, held open read-write (writers never block)`);
-  return serveFifo(fd, path, opts, ctx, () => {
-    if (created) rmSync(path, { force: true }); // already gone is fine
-  });
+  const claim = claimFifo(path, opts.mode);
+  let served: ChannelHandle | undefined;
+  let fd: number | undefined;
+  let open = true;
+  return {
+    kind: "fifo",
+    where: `echo 1 > ${path}`,
+    ready() {
+      try {
+        fd = openClaimedFifo(claim); // writers may write from now on: it is buffered in the pipe
+      } catch (err) {
+        throw new PostboxError(`cannot open the fifo ${path}: ${reason(err)}`);
+      }
+      return () => {
+        log.debug(`fifo ${path}: ${claim.created ? "created" : "reused"}, mode 0${opts.mode.toString(8)}, held open read-write (writers never block)`);
+        served = serveFifo(fd!, path, opts, ctx, () => releaseFifo(claim));
+      };
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      if (served) return served.close();
+      if (fd !== undefined) closeSync(fd);
+      releaseFifo(claim);
+    },
+  };
 }
 
 /** A FIFO passed by systemd (ListenFIFO=): read it, and leave the file alone. */

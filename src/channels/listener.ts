@@ -3,7 +3,7 @@
 // socket stays readable, and the loop spins. Paused, a dup of the listening fd
 // keeps the socket (and its backlog) alive while Bun forgets it; resumed, Bun
 // adopts that fd again. Clients meanwhile wait in the kernel's queue.
-import { closeSync, linkSync, lstatSync, readdirSync, readFileSync, renameSync, unlinkSync } from "node:fs";
+import { closeSync, readdirSync, readFileSync } from "node:fs";
 import type { SocketHandler } from "bun";
 import { dupFd } from "../ffi/libc.ts";
 
@@ -24,38 +24,16 @@ export class PausableListener<T> {
   private constructor(
     listener: BunListener,
     private readonly handlers: SocketHandler<T>,
-    /** The socket file we created and remove at close (never one we were passed). */
-    private readonly file: { path: string; ino: number; dev: number } | null,
   ) {
     this.bun = listener;
   }
 
-  /** Adopt a listening fd (ours or systemd's): stop() of such a listener unlinks nothing. */
-  static adopt<T>(fd: number, handlers: SocketHandler<T>): PausableListener<T> {
-    return new PausableListener(listenFd({ fd, socket: handlers }), handlers, null);
-  }
-
   /**
-   * Take over a listener Bun made on an address ("@name" for an abstract one). Its
-   * stop() would unlink a path, so the file is moved aside while it stops and
-   * linked back (never over another file).
+   * Adopt a listening fd (ours or systemd's): stop() of such a listener unlinks
+   * nothing; a socket file we bound is the endpoint module's to remove.
    */
-  static takeOver<T>(listener: { stop(closeActive?: boolean): void }, address: string, handlers: SocketHandler<T>): PausableListener<T> {
-    const fd = dupFd((listener as BunListener).fd); // listener.fd works, but is missing from the typings
-    if (address.startsWith("@")) {
-      listener.stop(true);
-      return PausableListener.adopt(fd, handlers);
-    }
-    const aside = `${address}.${process.pid}.moving`;
-    renameSync(address, aside);
-    try {
-      listener.stop(true); // nothing is connected yet; unlinks the empty path
-      linkSync(aside, address);
-    } finally {
-      unlinkSync(aside);
-    }
-    const st = lstatSync(address);
-    return new PausableListener(listenFd({ fd, socket: handlers }), handlers, { path: address, ino: st.ino, dev: st.dev });
+  static adopt<T>(fd: number, handlers: SocketHandler<T>): PausableListener<T> {
+    return new PausableListener(listenFd({ fd, socket: handlers }), handlers);
   }
 
   /** Stop watching; connections already accepted go on. Needs one free fd. */
@@ -72,17 +50,13 @@ export class PausableListener<T> {
     this.held = -1;
   }
 
-  /** Stop listening, drop the connections, remove the socket file if it is still ours. */
+  /** Stop listening and drop the connections. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.bun) this.bun.stop(true);
     else closeSync(this.held);
     this.bun = null;
-    const f = this.file;
-    if (!f) return;
-    const st = lstatSync(f.path, { throwIfNoEntry: false });
-    if (st?.isSocket() && st.ino === f.ino && st.dev === f.dev) unlinkSync(f.path);
   }
 }
 

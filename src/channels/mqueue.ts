@@ -3,6 +3,7 @@
 // it, see fdwatch.ts), never from signals. The main thread drains the queue, then
 // re-arms the watch; mq_notify(SIGEV_NONE) only claims the queue as its reader.
 import { fchmodSync } from "node:fs";
+import { ownedOrClosed } from "../endpoint.ts";
 import { PostboxError, SysError, reason } from "../errors.ts";
 import { mqClaim, mqClose, mqGetattr, mqOpen, mqReceive, mqStatus, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking, waitReadable } from "../ffi/libc.ts";
 import { mqueueSender, type Sender } from "../format.ts";
@@ -39,7 +40,7 @@ function open(name: string, mode: number): number {
   } catch (err) {
     if (!(err instanceof SysError && err.code === "EEXIST")) throw err;
   }
-  return mqOpen(name, O_RDONLY | O_NONBLOCK);
+  return ownedOrClosed(mqOpen(name, O_RDONLY | O_NONBLOCK), mode, mqClose); // fstat on the mqd: never adopt another user's queue
 }
 
 export function openMqueue(name: string, opts: MqueueOptions, ctx: ChannelContext): ChannelHandle {
@@ -155,7 +156,7 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
       stop(err instanceof SysError && err.code === "EBUSY" ? `another process${otherPid()} now reads it` : reason(err));
       return;
     }
-    watch.rearm();
+    watch?.rearm();
   };
   const otherPid = (): string => {
     try {
@@ -174,31 +175,40 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
     if (!serving) return;
     serving = false;
     if (polling) clearImmediate(polling);
-    watch.close();
+    watch?.close();
     mqClose(mqd); // drops our claim; the queue and its messages stay
   };
 
-  try {
-    claim(); // at once: EBUSY means another reader is live
-  } catch (err) {
+  // Another reader is refused now, without claiming the queue ourselves: the
+  // claim is what `postbox wait --mq` sees, so it is made only in ready().
+  const reader = otherPid();
+  if (reader !== "") {
     mqClose(mqd);
-    if (err instanceof SysError && err.code === "EBUSY")
-      throw new PostboxError(`cannot read the message queue ${name}: another process (a running postbox?) is already reading it`);
-    throw new PostboxError(`cannot watch the message queue ${name}: ${reason(err)}`);
+    throw new PostboxError(`cannot read the message queue ${name}: another process${reader} (a running postbox?) is already reading it`);
   }
-  let watch: FdWatch;
-  try {
-    // Armed from the start: what arrives before the first drain is seen again after it.
-    watch = watchReadable(mqd, () => polling === undefined && pump(), stop);
-  } catch (err) {
-    mqClose(mqd);
-    throw new PostboxError(`cannot watch the message queue ${name}: starting the watcher thread failed: ${reason(err)}`);
-  }
-  pump(); // what was left while nobody read, in the queue's priority order
+  let watch: FdWatch | undefined;
 
   return {
     kind: "mqueue",
     where: `${selfCommand()} send --mq ${name} 4`,
+    ready() {
+      try {
+        claim(); // EBUSY: another reader claimed it since
+      } catch (err) {
+        if (err instanceof SysError && err.code === "EBUSY")
+          throw new PostboxError(`cannot read the message queue ${name}: another process${otherPid()} (a running postbox?) is already reading it`);
+        throw new PostboxError(`cannot watch the message queue ${name}: ${reason(err)}`);
+      }
+      return () => {
+        try {
+          // Armed from the start: what arrives before the first drain is seen again after it.
+          watch = watchReadable(mqd, () => polling === undefined && pump(), stop);
+        } catch (err) {
+          throw new PostboxError(`cannot watch the message queue ${name}: starting the watcher thread failed: ${reason(err)}`);
+        }
+        pump(); // what was left while nobody read, in the queue's priority order
+      };
+    },
     close,
   };
 }

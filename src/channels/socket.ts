@@ -1,10 +1,10 @@
 // Unix stream socket channel (path and/or abstract name). Sender identity comes
 // from SO_PEERCRED, read once when the connection is accepted.
-import { chmodSync, readFileSync, readSync } from "node:fs";
+import { readFileSync, readSync } from "node:fs";
 import type { Socket } from "bun";
-import { claimSocketPath } from "../endpoint.ts";
+import { claimSocket, listenClaimed, peerMayPost, releaseSocket } from "../endpoint.ts";
 import { PostboxError, errnoName, reason } from "../errors.ts";
-import { peerCred, peersFinished, unixSocketName, type PeerCred } from "../ffi/libc.ts";
+import { closeFd, peerCred, peersFinished, unixSocketName, type PeerCred } from "../ffi/libc.ts";
 import { socketSender, type Sender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -51,6 +51,7 @@ export class SocketHub {
   /** Accepted past --max-connections, not read yet (the kernel holds what they sent). */
   private readonly waiting = new Set<Client>();
   private waitWarned = -Infinity;
+  private modeWarned = -Infinity;
   /** Soft RLIMIT_NOFILE: past it accept(2) fails (EMFILE) until an fd frees. */
   private readonly fdLimit = openFileLimit();
   private readonly fdWatchFrom = this.fdLimit - FD_WATCH;
@@ -70,30 +71,44 @@ export class SocketHub {
     private readonly ctx: ChannelContext,
   ) {}
 
-  /** Open a listener on a path ("./socket") or an abstract name ("@name"). */
+  /**
+   * Claim a path ("./socket") or an abstract name ("@name") now: bound with its
+   * mode, so it is ours; it listens (becomes reachable) only at ready().
+   */
   async listen(address: string): Promise<ChannelHandle> {
-    const abstract = address.startsWith("@");
-    if (!abstract) await claimSocketPath(address);
-    const unix = abstract ? `\0${address.slice(1)}` : address;
     this.checkFdHeadroom(address);
-    let listener: PausableListener<Conn | undefined>;
-    const handlers = this.handlers(address);
-    // The socket file is born with the mode it keeps: no window where it is wider.
-    const umask = process.umask(0o777 & ~this.opts.mode);
-    try {
-      listener = PausableListener.takeOver(Bun.listen<Conn | undefined>({ unix, socket: handlers }), address, handlers);
-    } catch (err) {
-      const hint = abstract ? "choose another --abstract name" : "check the directory and its permissions";
-      throw new PostboxError(`cannot listen on ${address}: ${reason(err)}; ${hint}`);
-    } finally {
-      process.umask(umask);
-    }
-    if (!abstract) chmodSync(address, this.opts.mode);
-    log.debug(`socket ${address}: listening${abstract ? "" : `, mode 0${this.opts.mode.toString(8)}`}, ${this.opts.maxConnections} clients at once, linger ${this.opts.linger} ms, idle timeout ${this.opts.idleTimeout} s`);
-    return this.serve(listener, abstract ? `echo 2 | socat - ABSTRACT-CONNECT:${address.slice(1)}` : `echo 2 | nc -U ${address}`);
+    const claim = await claimSocket(address, this.opts.mode);
+    const where = address.startsWith("@") ? `echo 2 | socat - ABSTRACT-CONNECT:${address.slice(1)}` : `echo 2 | nc -U ${address}`;
+    let served: ChannelHandle | undefined;
+    let open = true;
+    return {
+      kind: "socket",
+      where,
+      ready: () => {
+        listenClaimed(claim); // clients may connect from now on: they wait in the backlog
+        return () => {
+          let listener: PausableListener<Conn | undefined>;
+          try {
+            listener = PausableListener.adopt(claim.fd, this.handlers(address));
+          } catch (err) {
+            throw new PostboxError(`cannot listen on ${address}: ${reason(err)}`);
+          }
+          const abstract = address.startsWith("@");
+          log.debug(`socket ${address}: listening${abstract ? "" : `, mode 0${this.opts.mode.toString(8)}`}, ${this.opts.maxConnections} clients at once, linger ${this.opts.linger} ms, idle timeout ${this.opts.idleTimeout} s`);
+          served = this.serve(listener, where);
+        };
+      },
+      close: () => {
+        if (!open) return;
+        open = false;
+        if (served) served.close();
+        else closeFd(claim.fd);
+        releaseSocket(claim); // the file only if it still is the one we bound
+      },
+    };
   }
 
-  /** The channel handle of a listener; close() also removes a socket file we made. */
+  /** The channel handle of a listener (its close() closes the fd; files are the endpoint module's). */
   private serve(listener: PausableListener<Conn | undefined>, where: string): ChannelHandle {
     this.listeners.add(listener);
     return {
@@ -204,6 +219,7 @@ export class SocketHub {
       s.terminate();
       return undefined;
     }
+    if (via.startsWith("@") && !peerMayPost(this.opts.mode, cred)) return this.modeRefused(s, via, cred);
     if (this.ctx.restricted && !this.allowed(s, cred)) return undefined;
     // --json/--store show the command name, which may change at exec: look it up each time.
     if (this.opts.withComm) return socketSender(via, cred.pid, cred.uid, cred.gid, comm(cred.pid));
@@ -217,13 +233,29 @@ export class SocketHub {
 
   private allowed(s: Client, cred: PeerCred): boolean {
     if (this.ctx.allows(cred.uid, () => cred.gid, () => `socket client pid ${cred.pid} (uid ${cred.uid}, gid ${cred.gid})`)) return true;
+    this.turnAway(s, `uid ${cred.uid} may not post here`);
+    return false;
+  }
+
+  /** An abstract socket has no file mode: --mode is applied to the peer (see peerMayPost). */
+  private modeRefused(s: Client, via: string, cred: PeerCred): undefined {
+    const mode = this.opts.mode.toString(8).padStart(4, "0");
+    const now = performance.now();
+    if (now - this.modeWarned > 1000) {
+      this.modeWarned = now; // at most once a second: a refused flood cannot flood stderr
+      this.ctx.warn(`socket ${via}: refused pid ${cred.pid} (uid ${cred.uid}, gid ${cred.gid}): --mode ${mode} does not let it post`);
+    }
+    return this.turnAway(s, `uid ${cred.uid} may not post here (--mode ${mode})`);
+  }
+
+  private turnAway(s: Client, why: string): undefined {
     // The only thing postbox ever writes to a client: why it is turned away (nc prints it).
     // Half-close, not close: closing with the client's bytes unread would reset the
     // connection before it can read the answer. What it sends is read and dropped.
-    s.write(`postbox: refused: uid ${cred.uid} may not post here\n`);
+    s.write(`postbox: refused: ${why}\n`);
     s.shutdown();
     setTimeout(() => s.terminate(), REFUSED_GRACE_MS).unref();
-    return false;
+    return undefined;
   }
 
   private framer(sender: Sender): LineFramer {

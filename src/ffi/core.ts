@@ -17,6 +17,8 @@ const symbols = {
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   bind: { args: [i32, ptr, u32], returns: i32 },
+  listen: { args: [i32, i32], returns: i32 },
+  flock: { args: [i32, i32], returns: i32 },
   connect: { args: [i32, ptr, u32], returns: i32 },
   recvmsg: { args: [i32, ptr, i32], returns: FFIType.i64_fast },
   ppoll: { args: [ptr, u64, ptr, ptr], returns: i32 },

@@ -4,7 +4,7 @@
 import { readSync, writeSync } from "node:fs";
 import { constants, getPriority } from "node:os";
 import { SysError } from "../errors.ts";
-import { c, errno, fail, ppollFds } from "./core.ts";
+import { c, errno, errnoNameOf, fail, ppollFds } from "./core.ts";
 
 function cstr(s: string): Buffer {
   return Buffer.from(s + "\0", "utf8");
@@ -170,17 +170,58 @@ export function unixSocketName(fd: number): string {
 }
 
 const AF_UNIX = 1;
+const SOCK_STREAM = 1;
 const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 
-/** Send one datagram to a unix socket path ("@name" = abstract): the sd_notify protocol. */
-export function sendDatagram(address: string, message: string): void {
-  const name = Buffer.from(address.startsWith("@") ? `\0${address.slice(1)}` : address);
-  if (name.byteLength > 107) throw new SysError("sendto", "ENAMETOOLONG", 36, address);
+/** struct sockaddr_un for a path or "@name" (abstract), and its length. */
+function sockaddrUn(address: string, syscall: string): { addr: Uint8Array; len: number } {
+  const abstract = address.startsWith("@");
+  const name = Buffer.from(abstract ? `\0${address.slice(1)}` : address);
+  if (name.byteLength > 107) throw new SysError(syscall, "ENAMETOOLONG", 36, address);
   const addr = new Uint8Array(2 + name.byteLength + 1);
   addr[0] = AF_UNIX;
   addr.set(name, 2);
-  const len = address.startsWith("@") ? 2 + name.byteLength : addr.byteLength;
+  return { addr, len: abstract ? 2 + name.byteLength : addr.byteLength };
+}
+
+/** A non-blocking SOCK_STREAM unix socket bound to a path or "@name", not listening yet. */
+export function bindUnixStream(address: string): number {
+  const { addr, len } = sockaddrUn(address, "bind");
+  const fd = c().socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail("socket");
+  if (c().bind(fd, addr, len) !== 0) {
+    const e = errno();
+    c().close(fd);
+    throw new SysError("bind", errnoNameOf(e), e, address);
+  }
+  return fd;
+}
+
+/** listen(2) with the kernel's largest backlog (net.core.somaxconn caps it). */
+export function listenOn(fd: number): void {
+  if (c().listen(fd, 4096) !== 0) fail("listen", `fd ${fd}`);
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
+
+/** flock(2) LOCK_EX|LOCK_NB: false when someone else holds it. */
+export function tryLock(fd: number): boolean {
+  if (c().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  if (errno() === constants.errno.EWOULDBLOCK) return false;
+  fail("flock", `fd ${fd}`);
+}
+
+export function unlock(fd: number): void {
+  c().flock(fd, LOCK_UN);
+}
+
+/** Send one datagram to a unix socket path ("@name" = abstract): the sd_notify protocol. */
+export function sendDatagram(address: string, message: string): void {
+  const { addr, len } = sockaddrUn(address, "sendto");
   const fd = c().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) fail("socket");
   try {

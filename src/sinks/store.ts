@@ -13,8 +13,10 @@ export class StoreSink implements Sink {
   constructor(
     path: string,
     private readonly report: Reporter,
+    /** An existing store file must be ours and no wider (--mode). */
+    maxMode: number,
   ) {
-    this.store = new Store(path, (level, message) => report[level](message));
+    this.store = new Store(path, (level, message) => report[level](message), maxMode);
   }
 
   take(m: Message): void {

@@ -181,11 +181,11 @@ describe("two instances", () => {
       const off = ["--no-fifo", "--no-socket", "--no-mq", "--no-signals"];
       const only = (flag: string, ...v: string[]) => [...off.filter((f) => f !== `--no-${flag}`), `--${flag}`, ...v];
       const sock = await runPostbox(dir.path, only("socket", "socket"));
-      expect(sock.stderr).toMatch(new RegExp(`another postbox is serving it \\(pid ${first.pid}\\)`));
+      expect(sock.stderr).toMatch(new RegExp(`another postbox is serving it \\(pid ${first.pid} \\(postbox\\)`));
       const fifo = await runPostbox(dir.path, only("fifo", "fifo"));
-      expect(fifo.stderr).toMatch(/another process \(a running postbox\?\) is reading it/);
+      expect(fifo.stderr).toMatch(new RegExp(`pid ${first.pid} \\(postbox\\) is reading it`));
       const queue = await runPostbox(dir.path, only("mq", mq));
-      expect(queue.stderr).toMatch(/another process \(a running postbox\?\) is already reading it/);
+      expect(queue.stderr).toMatch(new RegExp(`another process \\(pid ${first.pid}\\) \\(a running postbox\\?\\) is already reading it`));
       for (const r of [sock, fifo, queue]) expect(r.exitCode).toBe(1);
       await sh(dir.path, "echo 1 > fifo");
       await runPostbox(dir.path, ["send", "--socket", "socket", "2"]);
