@@ -11,6 +11,15 @@ export interface Sender {
   readonly fields: Readonly<Record<string, string | number | boolean | null>>;
   /** prefix as bytes, made on first use: a connection writes it before every line. */
   prefixBytes?: Uint8Array;
+  /** The NDJSON bytes after msg's text (`","pid":1,…}\n`), made on first use. */
+  jsonTail?: Uint8Array;
+}
+
+/** Bytes appended at buf[len..]: stdout's Output and the store's buffer. reserve(n) makes room for n more. */
+export interface ByteSink {
+  buf: Uint8Array;
+  len: number;
+  reserve(n: number): void;
 }
 
 export function fifoSender(via: string): Sender {
@@ -122,13 +131,16 @@ const SHORT: Record<number, string> = { 9: "\\t", 10: "\\n", 13: "\\r" };
 
 /** Length of the valid UTF-8 sequence at i (within b[.., end)) that is safe to print, or 0. */
 function printableSequence(b: Uint8Array, i: number, end = b.byteLength): number {
+  // U+0080..U+009F are C1 controls (CSI = U+009B): escape them.
+  if (b[i] === 0xc2 && i + 1 < end && b[i + 1]! < 0xa0) return 0;
+  return utf8Sequence(b, i, end);
+}
+
+/** Length of the valid (shortest-form, no surrogate, ≤ U+10FFFF) UTF-8 sequence at i, or 0. */
+function utf8Sequence(b: Uint8Array, i: number, end: number): number {
   const at = (k: number): number => (i + k < end ? b[i + k]! : 0);
   const c = at(0);
-  if (c >= 0xc2 && c <= 0xdf) {
-    // U+0080..U+009F are C1 controls (CSI = U+009B): escape them.
-    if (c === 0xc2 && at(1) < 0xa0) return 0;
-    return cont(at(1)) ? 2 : 0;
-  }
+  if (c >= 0xc2 && c <= 0xdf) return cont(at(1)) ? 2 : 0;
   if (c >= 0xe0 && c <= 0xef) {
     if (c === 0xe0 && at(1) < 0xa0) return 0; // overlong
     if (c === 0xed && at(1) > 0x9f) return 0; // surrogates
@@ -211,8 +223,17 @@ export function timestamp(now?: Date): string {
   return iso;
 }
 
-/** The sender's fields as the tail of a JSON object (`,"pid":1,…`), made once per sender. */
+/** The sender's fields as the tail of a JSON object (`,"pid":1,…}`), made once per sender. */
 const fieldsJson = new WeakMap<Sender, string>();
+
+function fieldsTail(from: Sender): string {
+  let tail = fieldsJson.get(from);
+  if (tail === undefined) {
+    const f = JSON.stringify(from.fields);
+    fieldsJson.set(from, (tail = f === "{}" ? "}" : `,${f.slice(1)}`));
+  }
+  return tail;
+}
 
 /** One NDJSON object (without the newline): ts, channel, msg (msg_b64), then the sender's fields. */
 export function jsonLine(from: Sender, body: Uint8Array, now?: Date | string): string {
@@ -222,14 +243,9 @@ export function jsonLine(from: Sender, body: Uint8Array, now?: Date | string): s
   } catch {
     msg = `${JSON.stringify(escapedText(body))},"msg_b64":"${Buffer.from(body).toString("base64")}"`;
   }
-  let tail = fieldsJson.get(from);
-  if (tail === undefined) {
-    const f = JSON.stringify(from.fields);
-    fieldsJson.set(from, (tail = f === "{}" ? "}" : `,${f.slice(1)}`));
-  }
   const ts = typeof now === "string" ? now : timestamp(now);
   // comm comes from the sender too (prctl PR_SET_NAME): the whole line is checked
-  return jsonSafe(`{"ts":"${ts}","channel":"${from.channel}","msg":${msg}${tail}`);
+  return jsonSafe(`{"ts":"${ts}","channel":"${from.channel}","msg":${msg}${fieldsTail(from)}`);
 }
 
 /** A JSON line with DEL, C1 controls and U+2028/9 written as \\u escapes: safe for a terminal, same value. */
@@ -242,6 +258,79 @@ export function writeStamp(out: Output, ts: string): void {
   out.reserve(ts.length + 1);
   for (let i = 0; i < ts.length; i++) out.buf[out.len++] = ts.charCodeAt(i) & 0x7f;
   out.buf[out.len++] = 32;
+}
+
+const encoder = new TextEncoder();
+/** `{"ts":"<ts>","channel":"` as bytes, remade when ts changes (once per millisecond). */
+let headTs = "";
+let head = new Uint8Array(0);
+/** `","msg":"` after the channel name, per channel. */
+const channelBytes = new Map<Channel, Uint8Array>();
+/** JSON escapes of the ASCII bytes (as JSON.stringify and jsonSafe write them); undefined: the byte itself. */
+const JSON_ESCAPE: (Uint8Array | undefined)[] = Array.from({ length: 128 }, (_, c) => {
+  if (c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c) return undefined;
+  return encoder.encode(jsonSafe(JSON.stringify(String.fromCharCode(c)).slice(1, -1)));
+});
+
+/**
+ * The NDJSON line of jsonLine (the same bytes, with its newline) appended straight
+ * into out: no string is made per line. Sequences that are not UTF-8 take
+ * jsonLine (they need escapedText and msg_b64). Returns where in out.buf the line starts.
+ */
+export function writeJsonLine(out: ByteSink, from: Sender, b: Uint8Array, start: number, end: number, ts = timestamp()): number {
+  if (ts !== headTs) {
+    headTs = ts;
+    head = encoder.encode(`{"ts":"${ts}","channel":"`);
+  }
+  let mid = channelBytes.get(from.channel);
+  if (mid === undefined) channelBytes.set(from.channel, (mid = encoder.encode(`${from.channel}","msg":"`)));
+  const tail = (from.jsonTail ??= encoder.encode(`"${jsonSafe(fieldsTail(from))}\n`));
+  out.reserve(head.byteLength + mid.byteLength + (end - start) * 6 + tail.byteLength);
+  const buf = out.buf;
+  const at = out.len;
+  let len = at;
+  buf.set(head, len);
+  len += head.byteLength;
+  for (let k = 0; k < mid.byteLength; k++) buf[len++] = mid[k]!;
+  for (let i = start; i < end; ) {
+    const c = b[i]!;
+    if (c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c) {
+      buf[len++] = c;
+      i++;
+      continue;
+    }
+    if (c < 0x80) {
+      const esc = JSON_ESCAPE[c]!;
+      for (let k = 0; k < esc.byteLength; k++) buf[len++] = esc[k]!;
+      i++;
+      continue;
+    }
+    const n = utf8Sequence(b, i, end);
+    if (n === 0) {
+      const line = `${jsonLine(from, b.subarray(start, end), ts)}\n`;
+      out.reserve(line.length * 3);
+      const off = out.len;
+      out.len += encoder.encodeInto(line, out.buf.subarray(off)).written;
+      return off;
+    }
+    // jsonSafe's characters: C1 controls (U+0080..U+009F) and U+2028, U+2029
+    const d = b[i + 1]!;
+    if (c === 0xc2 && d < 0xa0) len = hexEscape(buf, len, d);
+    else if (c === 0xe2 && d === 0x80 && (b[i + 2] === 0xa8 || b[i + 2] === 0xa9)) len = hexEscape(buf, len, 0x2000 | (b[i + 2]! - 0x80));
+    else for (let k = 0; k < n; k++) buf[len++] = b[i + k]!;
+    i += n;
+  }
+  for (let k = 0; k < tail.byteLength; k++) buf[len++] = tail[k]!;
+  out.len = len;
+  return at;
+}
+
+/** `\uXXXX` (lowercase, as jsonSafe writes it). */
+function hexEscape(buf: Uint8Array, len: number, u: number): number {
+  buf[len++] = 0x5c;
+  buf[len++] = 0x75;
+  for (let shift = 12; shift >= 0; shift -= 4) buf[len++] = HEX.charCodeAt((u >> shift) & 15);
+  return len;
 }
 
 /**

@@ -1,7 +1,9 @@
 // --store FILE: every message appended as NDJSON, written before stdout and
 // fsynced at most ~100 ms behind. A failing disk is reported, never fatal.
-import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
+import { dupFd } from "./ffi/libc.ts";
 import { PostboxError, errnoName, reason } from "./errors.ts";
+import type { ByteSink } from "./format.ts";
 import { log } from "./log.ts";
 import { ownedOrClosed } from "./endpoint.ts";
 
@@ -10,13 +12,17 @@ const SYNC_MS = 100;
 const MAX_BACKLOG = 8 << 20;
 const REPORT_EVERY_MS = 10_000;
 
-export class Store {
+export class Store implements ByteSink {
   private fd: number;
-  /** Lines not written yet. */
-  private buffer = "";
+  /** Lines not written yet: buf[0, len), appended by the sink (see admit). */
+  buf = new Uint8Array(64 << 10);
+  len = 0;
   /** What a failed write left, as bytes: a retry writes exactly these (a record may be cut mid-character). */
   private pending: Uint8Array | null = null;
   private syncTimer: Timer | undefined;
+  /** Counts sync() calls: a background fsync that finishes after one has nothing to report. */
+  private syncs = 0;
+  private syncing = false;
   private failing = false;
   private lost = 0;
   private lastReport = -Infinity;
@@ -84,28 +90,35 @@ export class Store {
     }
   }
 
-  append(line: string): void {
-    if (this.buffer.length + (this.pending?.byteLength ?? 0) > MAX_BACKLOG) {
-      this.lost++;
-      return;
-    }
-    this.buffer += line + "\n";
+  /** May one more record be appended? False (and it is counted as lost) while the backlog is full. */
+  admit(): boolean {
+    if (this.len + (this.pending?.byteLength ?? 0) <= MAX_BACKLOG) return true;
+    this.lost++;
+    return false;
+  }
+
+  /** Room for n more bytes: the buffer grows (it is written out at the next flush). */
+  reserve(n: number): void {
+    if (this.len + n <= this.buf.byteLength) return;
+    const grown = new Uint8Array(Math.max(this.buf.byteLength * 2, this.len + n));
+    grown.set(this.buf.subarray(0, this.len));
+    this.buf = grown;
   }
 
   /** Write what is buffered; keep it (bounded) when the write fails, to retry at the next flush. */
   flush(): void {
     if (this.pending !== null && !this.write(this.pending)) return;
-    if (this.buffer !== "") {
-      const bytes = Buffer.from(this.buffer);
-      this.buffer = "";
-      if (!this.write(bytes)) return;
+    if (this.len > 0) {
+      const n = this.len;
+      this.len = 0;
+      if (!this.write(this.buf.subarray(0, n))) return;
     }
     if (this.failing) {
       this.failing = false;
       this.report("info", `the store ${this.path} is writable again${this.lost ? `; ${this.lost} message(s) could not be kept` : ""}`);
       this.lost = 0;
     }
-    this.syncTimer ??= setTimeout(() => this.sync(), SYNC_MS);
+    this.syncTimer ??= setTimeout(() => this.syncInBackground(), SYNC_MS);
   }
 
   /** All of bytes, or false with what is left in pending. */
@@ -114,7 +127,7 @@ export class Store {
     try {
       while (off < bytes.byteLength) off += writeSync(this.fd, bytes, off);
     } catch (err) {
-      this.pending = bytes.subarray(off);
+      this.pending = bytes.slice(off); // a copy: buf is reused
       this.fail(err);
       return false;
     }
@@ -122,9 +135,47 @@ export class Store {
     return true;
   }
 
+  /**
+   * The timer's fsync runs on Bun's thread pool, on a dup of the file (never on
+   * an fd number that close or reopen may have handed to another file): the
+   * loop goes on taking messages meanwhile. Durable is what was written before it started.
+   */
+  private syncInBackground(): void {
+    this.syncTimer = undefined;
+    if (this.syncing) {
+      this.syncTimer = setTimeout(() => this.syncInBackground(), SYNC_MS);
+      return;
+    }
+    let fd: number;
+    let file: { dev: number; ino: number; size: number };
+    try {
+      fd = dupFd(this.fd);
+    } catch {
+      return this.sync();
+    }
+    try {
+      const st = fstatSync(fd);
+      file = { dev: st.dev, ino: st.ino, size: st.size };
+    } catch (err) {
+      closeSync(fd);
+      return this.fail(err);
+    }
+    const gen = this.syncs;
+    this.syncing = true;
+    fsync(fd, (err) => {
+      this.syncing = false;
+      closeSync(fd);
+      if (gen !== this.syncs) return; // a sync() since has made (and reported) more durable
+      if (err) return this.syncFailed(err);
+      log.debug(`store ${this.path}: fsynced`);
+      this.onSynced?.(file);
+    });
+  }
+
   sync(): void {
     clearTimeout(this.syncTimer);
     this.syncTimer = undefined;
+    this.syncs++;
     try {
       fsyncSync(this.fd);
       log.debug(`store ${this.path}: fsynced`);
@@ -133,9 +184,13 @@ export class Store {
         this.onSynced({ dev: st.dev, ino: st.ino, size: st.size });
       }
     } catch (err) {
-      // character devices and pipes cannot be synced: nothing to make durable there
-      if (errnoName(err) !== "EINVAL" && errnoName(err) !== "EROFS") this.fail(err);
+      this.syncFailed(err);
     }
+  }
+
+  private syncFailed(err: unknown): void {
+    // character devices and pipes cannot be synced: nothing to make durable there
+    if (errnoName(err) !== "EINVAL" && errnoName(err) !== "EROFS") this.fail(err);
   }
 
   /** SIGHUP: the file may have been rotated away; append to whatever is at the path now. */
@@ -152,7 +207,8 @@ export class Store {
     this.flush();
     this.sync();
     closeSync(this.fd);
-    const unstored = (this.buffer.match(/\n/g)?.length ?? 0) + (this.pending?.filter((c) => c === 10).length ?? 0) + this.lost;
+    const records = (b: Uint8Array | null) => b?.filter((c) => c === 10).length ?? 0;
+    const unstored = records(this.buf.subarray(0, this.len)) + records(this.pending) + this.lost;
     if (unstored > 0) this.report("error", `${unstored} message(s) were printed but could not be kept in the store ${this.path}`);
     return unstored;
   }

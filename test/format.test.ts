@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { fifoSender, jsonLine, signalSender, socketSender, writeEscaped, writeText, writeTextLines } from "../src/format.ts";
+import { fifoSender, jsonLine, signalSender, socketSender, writeEscaped, writeJsonLine, writeText, writeTextLines } from "../src/format.ts";
 import { Output } from "../src/output.ts";
 
 function text(body: Uint8Array | string, from = fifoSender("fifo")): string {
@@ -64,5 +64,24 @@ describe("--json", () => {
     const line = jsonLine(fifoSender("fifo"), new TextEncoder().encode("\x1b\x7f\u009b\u2028"));
     expect(line).not.toMatch(/[\x00-\x1f\x7f-\x9f\u2028]/);
     expect(JSON.parse(line).msg).toBe("\x1b\x7f\u009b\u2028");
+  });
+
+  test("writeJsonLine writes jsonLine's bytes (and its newline) for every kind of byte", () => {
+    const out = new Output(-1, () => {});
+    const pieces = [[0x61], [0x22], [0x5c], [0x7f], [0], [8], [9], [10], [12], [13], [0x1b], [0xc2, 0x80], [0xc2, 0x9b], [0xc2, 0xa0], [0xe2, 0x80, 0xa8], [0xe2, 0x80, 0xa9], [0xef, 0xbb, 0xbf], [0xf0, 0x9f, 0x98, 0x80], [0xff], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xc2], [0xe2, 0x80], [0x80]];
+    const senders = [socketSender("s", 1, 2, 3, "n\x1bc\u2028\u0085"), fifoSender("f\x7f"), signalSender(0, 0, "USR1", 1, 0), signalSender(5, 6, "RTMIN", 7, -1)];
+    let seed = 1;
+    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    for (let t = 0; t < 20_000; t++) {
+      const bytes = t < 256 ? [t] : Array.from({ length: random(8) }, () => pieces[random(pieces.length)]!).flat();
+      const body = new Uint8Array([9, ...bytes, 9]); // the message is body[1, n - 1)
+      const from = senders[t % senders.length]!;
+      const at = writeJsonLine(out, from, body, 1, body.byteLength - 1);
+      const got = Buffer.from(out.buf.subarray(at, out.len)).toString("latin1");
+      const want = Buffer.from(`${jsonLine(from, new Uint8Array(bytes))}\n`).toString("latin1");
+      // the same but for the time, which may have moved on by a millisecond
+      expect(got.replace(/^\{"ts":"[^"]*"/, "")).toBe(want.replace(/^\{"ts":"[^"]*"/, ""));
+      out.len = 0;
+    }
   });
 });

@@ -1,7 +1,7 @@
 // The outputs a postbox routes messages to — stdout, the store, the forwarder —
 // are all sinks: each takes the message it is handed and is flushed, reopened
 // (SIGHUP) and closed by the postbox in one loop.
-import { jsonLine, timestamp, type Sender } from "../format.ts";
+import { timestamp, writeJsonLine, type ByteSink, type Sender } from "../format.ts";
 
 /** One message on its way to the sinks. Reused: a sink must not keep it past take(). */
 export class Message {
@@ -9,16 +9,19 @@ export class Message {
   body!: Uint8Array;
   start = 0;
   end = 0;
-  private line: string | undefined;
   private time: string | undefined;
+  /** Where the first sink's NDJSON line of this message is: buf[at, to). */
+  private json: Uint8Array | null = null;
+  private at = 0;
+  private to = 0;
 
   set(from: Sender, body: Uint8Array, start: number, end: number): this {
     this.from = from;
     this.body = body;
     this.start = start;
     this.end = end;
-    this.line = undefined;
     this.time = undefined;
+    this.json = null;
     return this;
   }
 
@@ -27,9 +30,22 @@ export class Message {
     return (this.time ??= timestamp());
   }
 
-  /** The NDJSON object (without newline), made once for every sink that wants it. */
-  get json(): string {
-    return (this.line ??= jsonLine(this.from, this.body.subarray(this.start, this.end), this.ts));
+  /**
+   * Append the NDJSON line (with its newline) to out. It is made once: a second
+   * sink (the store, then stdout) copies the first one's bytes, which stay put
+   * until that sink's next append.
+   */
+  writeJson(out: ByteSink): void {
+    if (this.json !== null) {
+      const n = this.to - this.at;
+      out.reserve(n);
+      out.buf.set(this.json.subarray(this.at, this.to), out.len);
+      out.len += n;
+      return;
+    }
+    this.at = writeJsonLine(out, this.from, this.body, this.start, this.end, this.ts);
+    this.json = out.buf; // after the write: making room may have replaced the buffer
+    this.to = out.len;
   }
 }
 

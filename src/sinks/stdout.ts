@@ -19,7 +19,7 @@ export class StdoutSink implements Sink {
   }
 
   take(m: Message): void {
-    if (this.json) this.out.utf8(m.json + "\n");
+    if (this.json) m.writeJson(this.out);
     else {
       if (this.timestamps) writeStamp(this.out, m.ts);
       writeText(this.out, m.from, m.body, m.start, m.end);

@@ -20,7 +20,7 @@ export class StoreSink implements Sink {
   }
 
   take(m: Message): void {
-    this.store.append(m.json);
+    if (this.store.admit()) m.writeJson(this.store);
   }
 
   flush(): void {
