@@ -13,6 +13,9 @@ export interface Sender {
   prefixBytes?: Uint8Array;
   /** The NDJSON bytes after msg's text (`","pid":1,…}\n`), made on first use. */
   jsonTail?: Uint8Array;
+  /** The NDJSON bytes before msg's text (`{"ts":"…","channel":"…","msg":"`) and the millisecond they name. */
+  jsonHead?: Uint8Array;
+  jsonHeadMs?: number;
 }
 
 /** Bytes appended at buf[len..]: stdout's Output and the store's buffer. reserve(n) makes room for n more. */
@@ -323,6 +326,42 @@ export function writeJsonLine(out: ByteSink, from: Sender, b: Uint8Array, start:
   for (let k = 0; k < tail.byteLength; k++) buf[len++] = tail[k]!;
   out.len = len;
   return at;
+}
+
+/**
+ * Fast path of writeJsonLine for whole lines of b[start, stop), like
+ * writeTextLines: stops (and returns) at the first line that is longer than max
+ * or holds a byte writeTextLines would escape (the same line it stops at), which
+ * is left to writeJsonLine. Lines of one read share its millisecond.
+ */
+export function writeJsonLines(out: ByteSink, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
+  const ms = Date.now();
+  if (from.jsonHeadMs !== ms) {
+    from.jsonHeadMs = ms;
+    from.jsonHead = encoder.encode(`{"ts":"${new Date(ms).toISOString()}","channel":"${from.channel}","msg":"`);
+  }
+  const head = from.jsonHead!;
+  const tail = (from.jsonTail ??= encoder.encode(`"${jsonSafe(fieldsTail(from))}\n`));
+  const h = head.byteLength;
+  const room = h + 2 * max + tail.byteLength;
+  let i = start;
+  while (i < stop) {
+    out.reserve(room);
+    const buf = out.buf;
+    let len = out.len;
+    buf.set(head, len);
+    len += h;
+    const first = i;
+    for (let c = b[i]!; c !== 10; c = b[++i]!) {
+      if (c < 0x20 || c >= 0x7f || i - first === max) return first; // out.len was not moved
+      if (c === 0x22 || c === 0x5c) buf[len++] = 0x5c; // " and \ are the only escapes left here
+      buf[len++] = c;
+    }
+    buf.set(tail, len);
+    out.len = len + tail.byteLength;
+    i++;
+  }
+  return i;
 }
 
 /** `\uXXXX` (lowercase, as jsonSafe writes it). */

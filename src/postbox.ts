@@ -11,7 +11,7 @@ import { EXIT, reason } from "./errors.ts";
 import { Policy, UNKNOWN } from "./policy.ts";
 import { sdNotify } from "./readiness.ts";
 import { DirLocks, preparePidfile, removePidfile, type Pidfile } from "./endpoint.ts";
-import { writeText, writeTextLines } from "./format.ts";
+import { writeJsonLines, writeText, writeTextLines, type Sender } from "./format.ts";
 import { adoptFifo } from "./channels/fifo.ts";
 import { adoptMqueue } from "./channels/mqueue.ts";
 import { log } from "./log.ts";
@@ -86,10 +86,38 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     counted++;
     if (opts.count !== null && counted >= opts.count) finish({ why: `--count ${opts.count} reached`, exitCode: EXIT.ok });
   };
-  const simple = !opts.json && !opts.timestamps && sinks.length === 1 && opts.rate === null && opts.match === null && opts.count === null && opts.timeout === null;
+  const unlimited = opts.rate === null && opts.match === null && opts.count === null && opts.timeout === null;
+  const simple = !opts.json && !opts.timestamps && sinks.length === 1 && unlimited;
+  // --json and/or --store, no limits, no forwarder: whole lines in one pass too,
+  // the NDJSON made once (into the store when there is one, copied to stdout).
+  const structuredLines = (from: Sender, body: Uint8Array, start: number, stop: number, max: number): number => {
+    if (done) return stop;
+    let at: number;
+    if (store === null) at = writeJsonLines(out, from, body, start, stop, max);
+    else {
+      const file = store.store;
+      if (!file.admit()) return start; // the per-line path counts what cannot be kept
+      const mark = file.len;
+      at = writeJsonLines(file, from, body, start, stop, max);
+      if (!opts.json) writeTextLines(out, from, body, start, at, max); // stops at the same line
+      else {
+        const lines = file.buf.subarray(mark, file.len); // stays put while stdout makes room (see Message.writeJson)
+        out.reserve(lines.byteLength);
+        out.buf.set(lines, out.len);
+        out.len += lines.byteLength;
+      }
+    }
+    out.commit();
+    return at;
+  };
+  const structured = !simple && unlimited && !opts.timestamps && forward === null;
   const ctx: ChannelContext = {
     deliver: simple ? plain : checked,
-    deliverLines: simple ? (from, body, start, stop, max) => (done ? stop : writeTextLines(out, from, body, start, stop, max)) : undefined,
+    deliverLines: simple
+      ? (from, body, start, stop, max) => (done ? stop : writeTextLines(out, from, body, start, stop, max))
+      : structured
+        ? structuredLines
+        : undefined,
     warn: (message) => log.warn(message),
     flush: () => out.flush(),
     get taking() {

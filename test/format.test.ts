@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { fifoSender, jsonLine, signalSender, socketSender, writeEscaped, writeJsonLine, writeText, writeTextLines } from "../src/format.ts";
+import { fifoSender, jsonLine, signalSender, socketSender, writeEscaped, writeJsonLine, writeJsonLines, writeText, writeTextLines } from "../src/format.ts";
 import { Output } from "../src/output.ts";
 
 function text(body: Uint8Array | string, from = fifoSender("fifo")): string {
@@ -83,5 +83,24 @@ describe("--json", () => {
       expect(got.replace(/^\{"ts":"[^"]*"/, "")).toBe(want.replace(/^\{"ts":"[^"]*"/, ""));
       out.len = 0;
     }
+  });
+
+  test("writeJsonLines: writeJsonLine's bytes for plain lines in one pass, stops where writeTextLines stops", () => {
+    const json = new Output(-1, () => {});
+    const text = new Output(-1, () => {});
+    const from = socketSender("s", 1, 2, 3, "nc");
+    const b = new TextEncoder().encode('one\nsay "hi" \\o/\n12345\nbad\x1b\nfour\n');
+    const noTs = (s: string) => s.replace(/\{"ts":"[^"]*"/g, "");
+    const stop = writeJsonLines(json, from, b, 0, b.byteLength, 16);
+    expect(stop).toBe(writeTextLines(text, from, b, 0, b.byteLength, 16));
+    expect(stop).toBe(b.indexOf(0x62)); // "bad\x1b"
+    const want = new Output(-1, () => {});
+    for (const line of ["one", 'say "hi" \\o/', "12345"]) {
+      const l = new TextEncoder().encode(line);
+      writeJsonLine(want, from, l, 0, l.byteLength);
+    }
+    expect(noTs(Buffer.from(json.buf.subarray(0, json.len)).toString())).toBe(noTs(Buffer.from(want.buf.subarray(0, want.len)).toString()));
+    expect(writeJsonLines(json, from, new TextEncoder().encode("12345\n"), 0, 6, 4)).toBe(0); // 5 > max 4: left to writeJsonLine
+    json.len = text.len = want.len = 0;
   });
 });
