@@ -3,7 +3,7 @@
 // never the bottleneck), next to socat and nc as plain byte pipes where present,
 // and the datagram channel next to a C recvmsg loop (bench/dgram-recv.c).
 // Prints markdown tables: throughput, latency, output targets, start-up and RSS.
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { mqRemove } from "../test/helpers/mq.ts";
@@ -50,8 +50,13 @@ function status(pid: number, field: "VmRSS" | "VmHWM"): number {
   }
 }
 
+/** Open files allowed to postbox and the load generator: 1,000 streams, 10,000 idle clients. */
+const FILES = 16_384;
+/** argv run with the soft open-file limit raised to FILES (or as far as the hard limit allows). */
+const withFiles = (argv: string[]) => ["sh", "-c", `ulimit -n ${FILES} 2>/dev/null || ulimit -n $(ulimit -Hn); exec "$@"`, "sh", ...argv];
+
 async function runLoad(args: (string | number)[]): Promise<void> {
-  const p = Bun.spawn([LOAD, ...args.map(String)], { stdout: "ignore", stderr: "pipe" });
+  const p = Bun.spawn(withFiles([LOAD, ...args.map(String)]), { stdout: "ignore", stderr: "pipe" });
   if ((await p.exited) !== 0) throw new Error(`load ${args.join(" ")}: ${await new Response(p.stderr).text()}`);
 }
 
@@ -87,7 +92,7 @@ async function startPostbox(args: string[], out: Out = "pipe", onText?: (t: stri
   const mq = `/pbbench_${process.pid}_${++seq}`;
   const stdout = out === "pipe" ? "pipe" : out === "file" ? Bun.file(join(dir, "out.txt")) : "ignore";
   const queue = args.includes("--no-mq") ? [] : ["--mq", mq];
-  const p = Bun.spawn([BIN, "--quiet", ...queue, "--signals", "USR1,RTMIN", "--pidfile", "pid", ...args], { cwd: dir, stdout, stderr: "inherit" });
+  const p = Bun.spawn(withFiles([BIN, "--quiet", ...queue, "--signals", "USR1,RTMIN", "--pidfile", "pid", ...args]), { cwd: dir, stdout, stderr: "inherit" });
   running.add(p);
   const counter = out === "pipe" ? consume(p.stdout as ReadableStream<Uint8Array>, onText) : null;
   await until(() => existsSync(join(dir, "pid")), "postbox to be ready");
@@ -139,6 +144,10 @@ const SCENARIOS = {
   mq: { n: 100_000, bytes: 32, load: (s: Server) => runLoad(["mq", s.mq, 100_000, 32]) },
   rtsig: { n: 10_000, bytes: 4, load: (s: Server) => runLoad(["sig", s.pid, 10_000, RTMIN]) },
   dgram: { n: 100_000, bytes: 32, load: (s: Server) => runLoad(["dgram", join(s.dir, "dgram"), 100_000, 32]) },
+  // that many connections streaming at once, 1,000,000 lines in all
+  streams10: { n: 1_000_000, bytes: 32, load: (s: Server) => runLoad(["streams", join(s.dir, "socket"), 1_000_000, 10, 32]) },
+  streams100: { n: 1_000_000, bytes: 32, load: (s: Server) => runLoad(["streams", join(s.dir, "socket"), 1_000_000, 100, 32]) },
+  streams1000: { n: 1_000_000, bytes: 32, load: (s: Server) => runLoad(["streams", join(s.dir, "socket"), 1_000_000, 1000, 32]) },
 } as const;
 type Scenario = keyof typeof SCENARIOS;
 
@@ -264,6 +273,39 @@ async function forwarding(): Promise<void> {
   console.log(`CPU of postbox's main thread for the 1,000,000 lines (median): ${median(cpu.local).toFixed(2)} s with --store, ${median(cpu.forwarding).toFixed(2)} s with --store --forward`);
 }
 
+/** Descriptors open in a process. */
+function fdCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * RSS with n silent clients connected (and served: --max-connections n), minus
+ * the RSS before they came: what postbox keeps per connection.
+ */
+async function idleConnections(n: number): Promise<{ beforeKiB: number; withKiB: number; served: boolean }> {
+  const s = await startPostbox(["--max-connections", String(n), "--idle-timeout", "0"]);
+  await sleep(500);
+  const beforeKiB = status(s.pid, "VmRSS");
+  const fds = fdCount(s.pid);
+  const p = Bun.spawn(withFiles([LOAD, "idle", join(s.dir, "socket"), String(n)]), { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  running.add(p);
+  const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
+  const { value } = await reader.read();
+  if (!value || !new TextDecoder().decode(value).includes("ready")) throw new Error("load idle did not connect its clients");
+  let served = true;
+  await until(() => fdCount(s.pid) >= fds + n, `postbox to accept ${n} clients`, 60_000).catch(() => (served = false));
+  await sleep(1000); // let what the connections allocated settle
+  const withKiB = status(s.pid, "VmRSS");
+  p.stdin.end();
+  await p.exited;
+  await s.stop();
+  return { beforeKiB, withKiB, served };
+}
+
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 async function startup(): Promise<{ medianMs: number; idleKiB: number }> {
@@ -369,14 +411,15 @@ async function logBench(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const which = process.argv.slice(2) as (Scenario | "forward")[];
-  const scenarios = which.length > 0 ? (which as Scenario[]) : (Object.keys(SCENARIOS) as Scenario[]);
+  const which = process.argv.slice(2) as (Scenario | "forward" | "idle")[];
+  const scenarios = which.length > 0 ? (which.filter((w) => w in SCENARIOS) as Scenario[]) : (Object.keys(SCENARIOS) as Scenario[]);
   const bun = Bun.spawnSync([BIN, "--version"]).stdout.toString().trim();
   console.log(`# postbox ${bun} benchmark — ${new Date().toISOString().slice(0, 10)}`);
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Linux ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}, Bun ${Bun.version}\n`);
 
   if (which.join() === "forward") return forwarding(); // bun bench/bench.ts forward: that table alone
   if ((which as string[]).join() === "log") return logBench(); // bun bench/bench.ts log: that table alone
+  if (which.join() === "idle") return printIdle(); // bun bench/bench.ts idle: that line alone
   const rows: Row[] = [];
   for (const sc of scenarios) {
     rows.push(await measure(sc, "postbox", await startPostbox(sc === "dgram" ? ["--no-fifo", "--no-socket", "--no-mq", "--dgram", "dgram"] : [])));
@@ -415,9 +458,19 @@ async function main(): Promise<void> {
     console.log(`| ${kind === "sig" ? "rtsig" : kind === "stream" ? "socket" : kind} | ${pct(xs, 50).toFixed(0)} µs | ${pct(xs, 99).toFixed(0)} µs | ${xs[xs.length - 1]!.toFixed(0)} µs |`);
   }
 
+  await printIdle();
   const st = await startup();
   console.log(`\n## Start-up and memory\n\nstart-up to ready (banner), median of 10: ${st.medianMs.toFixed(1)} ms; idle RSS: ${(st.idleKiB / 1024).toFixed(1)} MiB`);
   if (which.length === 0) await logBench();
+}
+
+async function printIdle(): Promise<void> {
+  const n = 10_000;
+  const r = await idleConnections(n);
+  const grew = (r.withKiB - r.beforeKiB) / 1024;
+  console.log(
+    `\n## Idle connections\n\n${n.toLocaleString("en")} silent clients connected${r.served ? "" : " (NOT all accepted)"}: RSS ${(r.beforeKiB / 1024).toFixed(1)} → ${(r.withKiB / 1024).toFixed(1)} MiB, +${grew.toFixed(1)} MiB (${((r.withKiB - r.beforeKiB) / n).toFixed(2)} KiB each; target ≤ 40 MiB)`,
+  );
 }
 
 try {

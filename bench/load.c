@@ -1,6 +1,10 @@
 // load: the benchmark's load generator (C, so that it is never the bottleneck).
 //   load stream  SOCK N LEN       one connection, N lines of LEN bytes (with \n)
 //   load oneshot SOCK N CONC      N connect-post-close clients, CONC at a time
+//   load streams SOCK N CONC LEN  CONC connections open at once (from 4 processes), N lines of
+//                                 LEN bytes in all, 64 lines a write, round robin
+//   load idle    SOCK N           N connections held open, silent; prints "ready" once all are
+//                                 connected, closes them when its stdin closes
 //   load fifo    PATH N LEN       N lines of LEN bytes into a FIFO
 //   load mq      NAME N LEN       N messages of LEN bytes (blocking when full)
 //   load sig     PID N SIG        N sigqueue() payloads of signal SIG
@@ -113,11 +117,41 @@ static void sig_put(pid_t pid, int sig, int v) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5) { fprintf(stderr, "usage: see the comment at the top of load.c\n"); return 2; }
+  if (argc < 4) { fprintf(stderr, "usage: see the comment at the top of load.c\n"); return 2; }
   const char *mode = argv[1], *target = argv[2];
   long n = atol(argv[3]);
-  int arg = atoi(argv[4]);
+  int arg = argc > 4 ? atoi(argv[4]) : 0;
   if (!strcmp(mode, "stream")) { int s = connect_to(target); lines(s, n, arg); shutdown(s, SHUT_WR); close(s); }
+  else if (!strcmp(mode, "streams")) {
+    int len = argc > 5 ? atoi(argv[5]) : 32, procs = arg < 4 ? arg : 4;
+    static char buf[64 * 8192];
+    if (len < 1 || len > 8192) { fprintf(stderr, "LEN 1..8192\n"); return 2; }
+    for (int j = 0; j < 64; j++) { memset(buf + j * len, 'x', (size_t)len - 1); buf[j * len + len - 1] = '\n'; }
+    for (int k = 0; k < procs; k++) if (fork() == 0) {
+      int mine = arg / procs + (k < arg % procs);
+      long each = n / arg;
+      int *fd = malloc(sizeof(int) * (size_t)mine);
+      for (int j = 0; j < mine; j++) fd[j] = connect_to(target);
+      for (long done = 0; done < each; done += 64) {
+        long m = each - done < 64 ? each - done : 64;
+        for (int j = 0; j < mine; j++) write_all(fd[j], buf, (size_t)(m * len));
+      }
+      for (int j = 0; j < mine; j++) close(fd[j]);
+      _exit(0);
+    }
+    int st, bad = 0;
+    while (wait(&st) > 0) bad |= !WIFEXITED(st) || WEXITSTATUS(st);
+    return bad;
+  }
+  else if (!strcmp(mode, "idle")) {
+    int *fd = malloc(sizeof(int) * (size_t)n);
+    for (long i = 0; i < n; i++) fd[i] = connect_to(target);
+    printf("ready\n");
+    fflush(stdout);
+    char b[64];
+    while (read(0, b, sizeof b) > 0) {}
+    for (long i = 0; i < n; i++) close(fd[i]);
+  }
   else if (!strcmp(mode, "fifo")) { int f = open(target, O_WRONLY); if (f < 0) die("open"); lines(f, n, arg); close(f); }
   else if (!strcmp(mode, "oneshot")) {
     for (int k = 0; k < arg; k++) if (fork() == 0) {
