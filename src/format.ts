@@ -287,7 +287,7 @@ export function writeJsonLine(out: ByteSink, from: Sender, b: Uint8Array, start:
   }
   let mid = channelBytes.get(from.channel);
   if (mid === undefined) channelBytes.set(from.channel, (mid = encoder.encode(`${from.channel}","msg":"`)));
-  const tail = (from.jsonTail ??= encoder.encode(`"${jsonSafe(fieldsTail(from))}\n`));
+  const tail = jsonTail(from);
   out.reserve(head.byteLength + mid.byteLength + (end - start) * 6 + tail.byteLength);
   const buf = out.buf;
   const at = out.len;
@@ -335,13 +335,8 @@ export function writeJsonLine(out: ByteSink, from: Sender, b: Uint8Array, start:
  * is left to writeJsonLine. Lines of one read share its millisecond.
  */
 export function writeJsonLines(out: ByteSink, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
-  const ms = Date.now();
-  if (from.jsonHeadMs !== ms) {
-    from.jsonHeadMs = ms;
-    from.jsonHead = encoder.encode(`{"ts":"${new Date(ms).toISOString()}","channel":"${from.channel}","msg":"`);
-  }
-  const head = from.jsonHead!;
-  const tail = (from.jsonTail ??= encoder.encode(`"${jsonSafe(fieldsTail(from))}\n`));
+  const head = jsonHead(from);
+  const tail = jsonTail(from);
   const h = head.byteLength;
   const room = h + 2 * max + tail.byteLength;
   let i = start;
@@ -362,6 +357,61 @@ export function writeJsonLines(out: ByteSink, from: Sender, b: Uint8Array, start
     i++;
   }
   return i;
+}
+
+/**
+ * writeJsonLines into json and writeTextLines into text in one pass (--store
+ * with text on stdout): each line is checked once. Stops where both would.
+ */
+export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
+  const head = jsonHead(from);
+  const tail = jsonTail(from);
+  const prefix = (from.prefixBytes ??= Buffer.from(from.prefix, "latin1"));
+  const h = head.byteLength;
+  const p = prefix.byteLength;
+  let i = start;
+  while (i < stop) {
+    json.reserve(h + 2 * max + tail.byteLength);
+    text.reserve(p + max + 1);
+    const jb = json.buf;
+    const tb = text.buf;
+    let j = json.len;
+    let t = text.len;
+    jb.set(head, j);
+    j += h;
+    for (let k = 0; k < p; k++) tb[t++] = prefix[k]!;
+    const first = i;
+    for (let c = b[i]!; c !== 10; c = b[++i]!) {
+      if (c < 0x20 || c >= 0x7f || i - first === max) {
+        text.commit();
+        return first; // neither len was moved
+      }
+      tb[t++] = c;
+      if (c === 0x22 || c === 0x5c) jb[j++] = 0x5c;
+      jb[j++] = c;
+    }
+    jb.set(tail, j);
+    json.len = j + tail.byteLength;
+    tb[t++] = 10;
+    text.len = t;
+    i++;
+  }
+  text.commit();
+  return i;
+}
+
+/** `{"ts":"…","channel":"…","msg":"` for now (made once per millisecond and sender). */
+function jsonHead(from: Sender): Uint8Array {
+  const ms = Date.now();
+  if (from.jsonHeadMs !== ms) {
+    from.jsonHeadMs = ms;
+    from.jsonHead = encoder.encode(`{"ts":"${new Date(ms).toISOString()}","channel":"${from.channel}","msg":"`);
+  }
+  return from.jsonHead!;
+}
+
+function jsonTail(from: Sender): Uint8Array {
+  return (from.jsonTail ??= encoder.encode(`"${jsonSafe(fieldsTail(from))}\n`));
 }
 
 /** `\uXXXX` (lowercase, as jsonSafe writes it). */

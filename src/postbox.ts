@@ -11,7 +11,7 @@ import { EXIT, reason } from "./errors.ts";
 import { Policy, UNKNOWN } from "./policy.ts";
 import { sdNotify } from "./readiness.ts";
 import { DirLocks, preparePidfile, removePidfile, type Pidfile } from "./endpoint.ts";
-import { writeJsonLines, writeText, writeTextLines, type Sender } from "./format.ts";
+import { writeJsonAndTextLines, writeJsonLines, writeText, writeTextLines, type Sender } from "./format.ts";
 import { adoptFifo } from "./channels/fifo.ts";
 import { adoptMqueue } from "./channels/mqueue.ts";
 import { log } from "./log.ts";
@@ -97,10 +97,10 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     else {
       const file = store.store;
       if (!file.admit()) return start; // the per-line path counts what cannot be kept
-      const mark = file.len;
-      at = writeJsonLines(file, from, body, start, stop, max);
-      if (!opts.json) writeTextLines(out, from, body, start, at, max); // stops at the same line
+      if (!opts.json) at = writeJsonAndTextLines(file, out, from, body, start, stop, max);
       else {
+        const mark = file.len;
+        at = writeJsonLines(file, from, body, start, stop, max);
         const lines = file.buf.subarray(mark, file.len); // stays put while stdout makes room (see Message.writeJson)
         out.reserve(lines.byteLength);
         out.buf.set(lines, out.len);
