@@ -424,6 +424,11 @@ async function main(): Promise<void> {
   for (const sc of scenarios) {
     rows.push(await measure(sc, "postbox", await startPostbox(sc === "dgram" ? ["--no-fifo", "--no-socket", "--no-mq", "--dgram", "dgram"] : [])));
     if (sc === "dgram") rows.push(await measure(sc, "C recvmsg loop", await startPipe((p) => [DGRAM_RECV, p], "dgram")));
+    if (sc === "stream") {
+      // the structured outputs, against the text stream of the same build
+      rows.push(await measure(sc, "postbox --json", await startPostbox(["--json"])));
+      rows.push(await measure(sc, "postbox --store", await startPostbox(["--store", "mail"])));
+    }
     if (sc === "stream" || sc === "oneshot") {
       if (Bun.which("socat")) rows.push(await measure(sc, "socat", await startPipe((p) => ["socat", "-u", `UNIX-LISTEN:${p}${sc === "oneshot" ? ",fork" : ""}`, "STDOUT"])));
       if (Bun.which("nc") && sc === "stream") rows.push(await measure(sc, "nc -lU", await startPipe((p) => ["nc", "-d", "-lU", p])));
@@ -434,6 +439,12 @@ async function main(): Promise<void> {
   const time = (server: string) => rows.find((r) => r.scenario === "dgram" && r.server === server)?.secs;
   const [pb, c] = [time("postbox"), time("C recvmsg loop")];
   if (pb !== undefined && c !== undefined) console.log(`\ndgram: postbox / C recvmsg loop = x${(pb / c).toFixed(2)} (target <= 2.0)`);
+  const text = rows.find((r) => r.scenario === "stream" && r.server === "postbox");
+  if (text) {
+    const vs = (server: string) => rows.find((r) => r.server === server);
+    const ratio = (server: string) => `x${((vs(server)?.secs ?? NaN) / text.secs).toFixed(2)}`;
+    console.log(`\nstream --json ${ratio("postbox --json")}, --store ${ratio("postbox --store")} the time of the text stream (target ≤ 1.6)`);
+  }
 
   if (which.length > 0) return; // only the scenarios asked for
   console.log("\n## stream into other outputs (postbox --count, time until it exits)\n");
