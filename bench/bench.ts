@@ -52,8 +52,14 @@ function status(pid: number, field: "VmRSS" | "VmHWM"): number {
 
 /** Open files allowed to postbox and the load generator: 1,000 streams, 10,000 idle clients. */
 const FILES = 16_384;
-/** argv run with the soft open-file limit raised to FILES (or as far as the hard limit allows). */
-const withFiles = (argv: string[]) => ["sh", "-c", `ulimit -n ${FILES} 2>/dev/null || ulimit -n $(ulimit -Hn); exec "$@"`, "sh", ...argv];
+/** argv run with the soft open-file limit raised to FILES (or as far as the hard limit allows); never lowered. */
+const withFiles = (argv: string[]) => [
+  "sh",
+  "-c",
+  `n=$(ulimit -n); [ "$n" = unlimited ] || [ "$n" -ge ${FILES} ] || ulimit -n ${FILES} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`,
+  "sh",
+  ...argv,
+];
 
 async function runLoad(args: (string | number)[]): Promise<void> {
   const p = Bun.spawn(withFiles([LOAD, ...args.map(String)]), { stdout: "ignore", stderr: "pipe" });

@@ -88,8 +88,8 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   };
   const unlimited = opts.rate === null && opts.match === null && opts.count === null && opts.timeout === null;
   const simple = !opts.json && !opts.timestamps && sinks.length === 1 && unlimited;
-  // --json and/or --store, no limits, no forwarder: whole lines in one pass too,
-  // the NDJSON made once (into the store when there is one, copied to stdout).
+  // --json and/or --store, no limits: whole lines in one pass too, the NDJSON
+  // made once (into the store when there is one, copied to stdout).
   const structuredLines = (from: Sender, body: Uint8Array, start: number, stop: number, max: number): number => {
     if (done) return stop;
     let at: number;
@@ -110,7 +110,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     out.commit();
     return at;
   };
-  const structured = !simple && unlimited && !opts.timestamps && forward === null;
+  const structured = !simple && unlimited && !opts.timestamps;
   const ctx: ChannelContext = {
     deliver: simple ? plain : checked,
     deliverLines: simple
