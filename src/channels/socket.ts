@@ -58,6 +58,14 @@ export class SocketHub {
   private fdWarned = -Infinity;
   /** Accepted sockets not closed yet, whatever their state. */
   private sockets = 0;
+  /**
+   * Counting open fds reads /proc/self/fd (milliseconds with thousands open):
+   * after a count, `sockets` tells when the next one is due — each socket takes
+   * one fd, and what postbox opens itself fits in FD_SPARE.
+   */
+  private fdCountAt = 0;
+  /** While paused: count again once `sockets` is down to this. */
+  private fdRecountAt = 0;
   private readonly listeners = new Set<PausableListener<Conn | undefined>>();
   /** The listeners are paused for want of fds. */
   private fdPaused = false;
@@ -156,7 +164,7 @@ export class SocketHub {
       close: (s: Client) => {
         this.sockets--;
         this.finish(s);
-        if (this.fdPaused) this.fdsFreed();
+        if (this.fdPaused && this.sockets <= this.fdRecountAt) this.fdsFreed();
       },
       error: (s: Client) => this.finish(s),
     };
@@ -180,7 +188,7 @@ export class SocketHub {
   // The hot path of a connect-post-close burst: everything rare is in its own method.
   private open(s: Client, via: string, senders: Map<number, Sender>): void {
     const fd = fdOf(s);
-    if (++this.sockets >= this.fdWatchFrom || fd >= this.fdWatchFrom) this.nearFdLimit();
+    if ((++this.sockets >= this.fdWatchFrom || fd >= this.fdWatchFrom) && this.sockets >= this.fdCountAt) this.nearFdLimit();
     if (this.conns.size + this.waiting.size + this.unsure.length >= WAIT_FACTOR * this.opts.maxConnections) return this.overflow(s);
     const sender = this.sender(s, fd, via, senders);
     if (!sender) return;
@@ -330,7 +338,13 @@ export class SocketHub {
    * wait in the kernel's queue) and say so, at most once a second.
    */
   private nearFdLimit(): void {
-    if (this.fdPaused || this.fdLimit - (openFds() ?? this.fdLimit) > FD_SPARE) return;
+    if (this.fdPaused) return;
+    const free = this.fdLimit - (openFds() ?? this.fdLimit);
+    if (free > FD_SPARE) {
+      this.fdCountAt = this.sockets + free - FD_SPARE;
+      return;
+    }
+    this.fdRecountAt = Math.max(0, this.sockets - (2 * FD_SPARE + 1 - free));
     try {
       for (const l of this.listeners) l.pause();
     } catch (err) {
@@ -345,7 +359,13 @@ export class SocketHub {
 
   /** A client left while paused: watch the listeners again once there is room. */
   private fdsFreed(): void {
-    if (this.closing || this.fdLimit - (openFds() ?? this.fdLimit) <= 2 * FD_SPARE) return;
+    if (this.closing) return;
+    const free = this.fdLimit - (openFds() ?? this.fdLimit);
+    if (free <= 2 * FD_SPARE) {
+      this.fdRecountAt = Math.max(0, this.sockets - (2 * FD_SPARE + 1 - free));
+      return;
+    }
+    this.fdCountAt = this.sockets + free - FD_SPARE;
     this.fdPaused = false;
     for (const l of this.listeners) l.resume();
   }
