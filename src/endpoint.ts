@@ -6,4 +6,5 @@ export { DirLocks } from "./endpoint/lock.ts";
 export { ownedOrClosed } from "./endpoint/object.ts";
 export { claimFifo, fifoServed, openClaimedFifo, openFifoForWriting, releaseFifo, type FifoState } from "./endpoint/fifo.ts";
 export { claimSocket, listenClaimed, peerMayPost, probeSocket, releaseSocket } from "./endpoint/socket.ts";
+export { claimDgram, openDgramGate, releaseDgram, type DgramClaim } from "./endpoint/dgram.ts";
 export { preparePidfile, removePidfile, type Pidfile } from "./endpoint/pidfile.ts";

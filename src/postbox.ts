@@ -183,7 +183,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     if (opts.signals.length > 0) trap = openTrap(opts, ctx);
     // From the first look at a path until every channel is reachable, this postbox
     // alone claims paths in these directories: concurrent starts have one winner.
-    const paths = [opts.fifo, opts.socket, opts.pidfile].filter((p): p is string => p !== null);
+    const paths = [opts.fifo, opts.socket, opts.pidfile, ...opts.dgram.filter((d) => !d.startsWith("@"))].filter((p): p is string => p !== null);
     locks = await DirLocks.acquire(paths);
     for (const a of passed("fifo")) channels.push(adoptFifo(a.fd, a.name, fifoOpts, ctx));
     if (opts.fifo !== null && passed("fifo").length === 0) channels.push(openFifo(opts.fifo, fifoOpts, ctx));
@@ -198,14 +198,15 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     // After the signals too: the datagram reader's thread inherits their blocked mask.
     const dgramOpts = { mode: opts.mode, maxMessage: opts.maxMessage, syslog: opts.syslog, fields: opts.json || opts.store !== null };
     for (const a of passed("dgram")) channels.push(adoptDgram(a.fd, a.name, dgramOpts, ctx));
-    if (passed("dgram").length === 0) for (const address of opts.dgram) channels.push(openDgram(address, dgramOpts, ctx));
+    if (passed("dgram").length === 0) for (const address of opts.dgram) channels.push(await openDgram(address, dgramOpts, ctx));
     // Readiness is one moment, once every handler is installed: the pidfile is
     // renamed into place, and right after it the gates open (each one cheap step),
     // so `wait` returning means the pidfile is there; then the banner and READY=1. The slower rest (adopting listeners,
     // reader threads, the queue's first drain) follows: posts wait in the kernel.
     const pending = opts.pidfile === null ? null : preparePidfile(opts.pidfile);
     discardPidfile = pending?.discard;
-    // The fallible gate first (the queue's claim may meet a rival): no socket
+    // The fallible gates first (the queue's claim, a datagram socket's rename onto
+    // its path or its abstract bind, may meet a rival): no socket
     // listens, no FIFO reads for a postbox that then fails.
     if (pending) pidfile = pending.commit();
     const rest = [...channels].reverse().map((ch) => ch.ready?.());

@@ -118,6 +118,18 @@ describe.skipIf(!canHostile)("never adopt someone else's channel", () => {
     }
   });
 
+  test("another user's stale datagram socket file is refused naming owner and mode (the stream socket's rule), and left there", async () => {
+    using dir = sharedDir();
+    await asNobody([PY, "-c", "import os, socket; os.umask(0o077); socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).bind('d')"], dir.path);
+    const r = await runPostbox(dir.path, [...LEAN, "--no-fifo", "--no-socket", "--dgram", "d", ...BOUNDED]);
+    expect(r).toMatchObject({
+      exitCode: 1,
+      stderr: "postbox: cannot receive datagrams at d: a stale socket is in the way and it belongs to uid 65534 (nobody) (mode 0700), not to uid 0 (root); postbox never removes another user's file\n",
+    });
+    expect(lstatSync(join(dir.path, "d"))).toMatchObject({ uid: 65534 });
+    expect(readdirSync(dir.path)).toEqual(["d"]); // no temporary name left behind either
+  });
+
   test("a --store file of another user is refused and never written; a symlink is never followed", async () => {
     using dir = sharedDir();
     await asNobody(["bash", "-c", "umask 0 && : > mail && ln -s /etc/hostname link"], dir.path);

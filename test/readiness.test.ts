@@ -1,7 +1,7 @@
 // Readiness is one moment: what `postbox wait` watches becomes reachable only
 // once every channel is open, every handler installed and the pidfile written.
 import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, mqName, sh, tempDir } from "./harness.ts";
 import { mqRemove } from "./helpers/mq.ts";
@@ -30,28 +30,29 @@ echo "waitfail=$waitfail nopid=$nopid killed=$killed"
 `;
 
 // Postboxes that fail at their last step (the pidfile cannot be written), while
-// two waiters keep polling; a waiter that returns 0 saw a failed postbox "serving".
+// a waiter per channel keeps polling (the datagram ones too, at a path and an
+// abstract name); a waiter that returns 0 saw a failed postbox "serving".
 const failLoop = `
-n=$1
+n=$1 ab=$2
 seen=0
-"$BIN" wait --socket s --timeout 600 & w1=$!
-"$BIN" wait --fifo f --timeout 600 & w2=$!
+targets=("--socket s" "--fifo f" "--dgram d" "--dgram @$ab")
+w=()
+for k in 0 1 2 3; do "$BIN" wait \${targets[$k]} --timeout 600 & w[$k]=$!; done
 for i in $(seq "$n"); do
-  "$BIN" --no-mq --socket s --fifo f --pidfile no/such/dir/pb.pid 2>/dev/null && echo "start $i succeeded?"
-  for v in w1 w2; do
-    pid=\${!v}
-    if ! kill -0 "$pid" 2>/dev/null; then
-      wait "$pid" && seen=$((seen+1))
-      if [ $v = w1 ]; then "$BIN" wait --socket s --timeout 600 & w1=$!; else "$BIN" wait --fifo f --timeout 600 & w2=$!; fi
+  "$BIN" --no-mq --socket s --fifo f --dgram d --dgram "@$ab" --pidfile no/such/dir/pb.pid 2>/dev/null && echo "start $i succeeded?"
+  for k in 0 1 2 3; do
+    if ! kill -0 "\${w[$k]}" 2>/dev/null; then
+      wait "\${w[$k]}" && { seen=$((seen+1)); echo "start $i: wait \${targets[$k]} returned 0" >&2; }
+      "$BIN" wait \${targets[$k]} --timeout 600 & w[$k]=$!
     fi
   done
 done
-kill $w1 $w2 2>/dev/null; wait $w1; [ $? = 0 ] && seen=$((seen+1)); wait $w2; [ $? = 0 ] && seen=$((seen+1))
+for k in 0 1 2 3; do kill "\${w[$k]}" 2>/dev/null; wait "\${w[$k]}" && seen=$((seen+1)); done
 echo "seen=$seen"
 `;
 
 describe("readiness is one moment", () => {
-  test("240 starts under CPU load (100 wait --socket, 100 wait --fifo, 40 wait --mq), then at once USR1 and the pidfile: 0 killed, 0 missing", async () => {
+  test("280 starts under CPU load (100 wait --socket, 100 wait --fifo, 40 wait --mq, 40 wait --dgram), then at once USR1 and the pidfile: 0 killed, 0 missing", async () => {
     using dir = tempDir();
     const script = join(dir.path, "loop.sh");
     writeFileSync(script, startLoop);
@@ -66,23 +67,27 @@ describe("readiness is one moment", () => {
     } finally {
       mqRemove(q);
     }
-    console.log(`readiness: 240 starts in ${Math.round(performance.now() - t0)} ms; socket ${socket.stdout.trim()}; fifo ${fifo.stdout.trim()}; mq ${mq.stdout.trim()}`);
+    // --dgram d as well (with the mq off): 40 starts, waiting for the datagram socket.
+    const dgram = await sh(dir.path, `BIN=${BIN} bash ${script} 40 dgram d "--no-mq --dgram d"`, 120_000);
+    console.log(`readiness: 280 starts in ${Math.round(performance.now() - t0)} ms; socket ${socket.stdout.trim()}; fifo ${fifo.stdout.trim()}; mq ${mq.stdout.trim()}; dgram ${dgram.stdout.trim()}`);
     const err = await Bun.file(join(dir.path, "err")).text().catch(() => "");
-    expect({ socket: socket.stdout.trim(), fifo: fifo.stdout.trim(), mq: mq.stdout.trim() }).toEqual({
+    expect({ socket: socket.stdout.trim(), fifo: fifo.stdout.trim(), mq: mq.stdout.trim(), dgram: dgram.stdout.trim() }).toEqual({
       socket: "waitfail=0 nopid=0 killed=0",
       fifo: "waitfail=0 nopid=0 killed=0",
       mq: "waitfail=0 nopid=0 killed=0",
+      dgram: "waitfail=0 nopid=0 killed=0",
     });
     expect(err.split("\n").filter((l) => l && !l.startsWith("Santas") && !l.startsWith("..."))).toEqual([]);
   }, 150_000);
 
-  test("a postbox that fails at its last step is never reported serving (40 failed starts, waiters polling throughout)", async () => {
+  test("a postbox that fails at its last step is never reported serving (40 failed starts, socket, fifo, dgram path and @name waiters polling throughout)", async () => {
     using dir = tempDir();
     const script = join(dir.path, "fail.sh");
     writeFileSync(script, failLoop);
     using _load = cpuLoad();
-    const r = await sh(dir.path, `BIN=${BIN} bash ${script} 40`, 120_000);
-    expect(r.stdout.trim()).toBe("seen=0");
+    const r = await sh(dir.path, `BIN=${BIN} bash ${script} 40 pbtest-ready-${process.pid}-${Math.random().toString(36).slice(2)}`, 120_000);
+    expect({ out: r.stdout.trim(), err: r.stderr }).toEqual({ out: "seen=0", err: "" });
+    expect(readdirSync(dir.path).filter((n) => !["fail.sh", "s", "f"].includes(n))).toEqual([]); // no datagram socket, nor its temporary name
   }, 150_000);
 });
 

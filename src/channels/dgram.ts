@@ -3,7 +3,7 @@
 // unconnected datagram socket). A Worker (dgram-reader.ts) does the blocking
 // recvmsg loop; this side turns its batches into messages on the main loop.
 import { readFileSync, writeSync } from "node:fs";
-import { bindDatagramName, bindDatagramPath, releaseDatagramPath, type ClaimedPath } from "../endpoint-dgram.ts";
+import { claimDgram, openDgramGate, releaseDgram, type DgramClaim } from "../endpoint.ts";
 import { PostboxError, reason } from "../errors.ts";
 import { datagramSocket, passCredentials } from "../ffi/dgram.ts";
 import { closeFd, eventFd, unixSocketName } from "../ffi/libc.ts";
@@ -39,17 +39,21 @@ function largestDatagram(): number {
   return 425984;
 }
 
-/** Bind a new datagram socket at a path or "@name" and serve it. */
-export function openDgram(address: string, opts: DgramOptions, ctx: ChannelContext): ChannelHandle {
+/**
+ * Claim a path or "@name" now (the endpoint module's rules); senders reach it
+ * only at ready(), with the other channels' gates.
+ */
+export async function openDgram(address: string, opts: DgramOptions, ctx: ChannelContext): Promise<ChannelHandle> {
   const fd = datagramSocket();
-  let claimed: ClaimedPath | null = null;
+  let claim: DgramClaim | null = null;
   try {
-    if (address.startsWith("@")) bindDatagramName(fd, address);
-    else claimed = bindDatagramPath(fd, address, opts.mode);
+    claim = await claimDgram(fd, address, opts.mode);
     passCredentials(fd);
-    return serveDgram(fd, address, claimed, opts, ctx);
+    const served = serveDgram(fd, address, claim, opts, ctx);
+    const gated = claim;
+    return { ...served, ready: () => openDgramGate(fd, gated) };
   } catch (err) {
-    if (claimed) releaseDatagramPath(claimed);
+    if (claim) releaseDgram(claim);
     closeFd(fd);
     if (err instanceof PostboxError) throw err;
     throw new PostboxError(`cannot receive datagrams at ${address}: ${reason(err)}`);
@@ -68,7 +72,7 @@ export function adoptDgram(fd: number, name: string, opts: DgramOptions, ctx: Ch
   return serveDgram(fd, bound || name, null, opts, ctx);
 }
 
-function serveDgram(fd: number, via: string, claimed: ClaimedPath | null, opts: DgramOptions, ctx: ChannelContext): ChannelHandle {
+function serveDgram(fd: number, via: string, claimed: DgramClaim | null, opts: DgramOptions, ctx: ChannelContext): ChannelHandle {
   const wake = eventFd({ nonBlocking: true });
   const shared = new SharedArrayBuffer(8);
   const state = new Int32Array(shared);
@@ -102,7 +106,7 @@ function serveDgram(fd: number, via: string, claimed: ClaimedPath | null, opts: 
       (closing ??= (async () => {
         let failure: unknown;
         try {
-          if (claimed) releaseDatagramPath(claimed); // new senders find nothing; what is queued is still read
+          if (claimed) releaseDgram(claimed); // new senders find nothing; what is queued is still read
         } catch (err) {
           failure = err;
         }

@@ -39,7 +39,11 @@ const serverOf = (c: PeerCred) => (c.pid > 0 ? ` (pid ${c.pid}${comm(c.pid)}, ${
 /** Bind a path ("./socket") or abstract name ("@name") with `mode`; refuse what is in the way. */
 export async function claimSocket(address: string, mode: number): Promise<SocketClaim> {
   const abstract = address.startsWith("@");
-  if (!abstract) await clearStale(address);
+  if (!abstract)
+    await clearStale(address, "--socket", (why) => new PostboxError(`cannot listen on ${address}: ${why}`), async () => {
+      const cred = await probeSocket(address);
+      return cred === null ? null : `another postbox is serving it${serverOf(cred)}; stop it or choose another --socket`;
+    });
   const umask = process.umask(0o777 & ~mode); // born with its mode: no window where it is wider
   let fd: number;
   try {
@@ -71,20 +75,25 @@ async function takenBy(address: string): Promise<string> {
   return `the name is taken: another process serves it${serverOf(cred)}`;
 }
 
-/** Make `path` free: nothing there, or a stale socket of ours (nobody accepts on it), removed. */
-async function clearStale(path: string): Promise<void> {
+/**
+ * Make `path` free for a socket we are about to bind (stream or datagram):
+ * nothing there, or a stale socket file of ours that `inUse` finds nobody bound
+ * to, removed only if it is still the one we looked at. `inUse` says who serves
+ * it, or null. Anything else is refused and left alone.
+ */
+export async function clearStale(path: string, option: string, cannot: (why: string) => PostboxError, inUse: () => Promise<string | null>): Promise<void> {
   const st = lstatOrNull(path);
   if (!st) return;
-  if (!st.isSocket()) throw new PostboxError(`cannot listen on ${path}: ${kindOf(st)} is in the way (remove it or choose --socket elsewhere)`);
-  let cred: PeerCred | null;
+  if (!st.isSocket()) throw cannot(`${kindOf(st)} is in the way (remove it or choose ${option} elsewhere)`);
+  let busy: string | null;
   try {
-    cred = await probeSocket(path);
+    busy = await inUse();
   } catch (err) {
-    throw new PostboxError(`cannot listen on ${path}: cannot tell whether it is in use: ${reason(err)}`);
+    throw cannot(`cannot tell whether it is in use: ${reason(err)}`);
   }
-  if (cred !== null) throw new PostboxError(`cannot listen on ${path}: another postbox is serving it${serverOf(cred)}; stop it or choose another --socket`);
+  if (busy !== null) throw cannot(busy);
   const why = notOurs(st, 0o777);
-  if (why) throw new PostboxError(`cannot listen on ${path}: a stale socket is in the way and ${why}; postbox never removes another user's file`);
+  if (why) throw cannot(`a stale socket is in the way and ${why}; postbox never removes another user's file`);
   const now = lstatOrNull(path);
   if (now && now.ino === st.ino && now.dev === st.dev) unlinkSync(path);
 }

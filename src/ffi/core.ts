@@ -10,6 +10,7 @@ const { i32, u32, u64, i64, ptr } = FFIType;
 const symbols = {
   __errno_location: { args: [], returns: ptr },
   mknod: { args: [ptr, u32, u64], returns: i32 },
+  renameat2: { args: [i32, ptr, i32, ptr, u32], returns: i32 },
   fcntl: { args: [i32, i32, i32], returns: i32 },
   memfd_create: { args: [ptr, u32], returns: i32 },
   eventfd: { args: [u32, i32], returns: i32 },

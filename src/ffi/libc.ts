@@ -17,6 +17,14 @@ export function mknod(path: string, mode: number): void {
   if (c().mknod(cstr(path), mode, 0) !== 0) fail("mknod", path);
 }
 
+const AT_FDCWD = -100;
+const RENAME_NOREPLACE = 1;
+
+/** renameat2(2) with RENAME_NOREPLACE: fails with EEXIST instead of replacing what is at `to`. */
+export function renameNoReplace(from: string, to: string): void {
+  if (c().renameat2(AT_FDCWD, cstr(from), AT_FDCWD, cstr(to), RENAME_NOREPLACE) !== 0) fail("rename", to);
+}
+
 const MFD_CLOEXEC = 1;
 
 /** An anonymous in-memory file (for cc(), which cannot read the compiled binary's /$bunfs). */
