@@ -130,6 +130,20 @@ describe.skipIf(!canHostile)("never adopt someone else's channel", () => {
     expect(readdirSync(dir.path)).toEqual(["d"]); // no temporary name left behind either
   });
 
+  test("a forwarding cursor of another user, or ours wider than 0600, is refused naming owner and mode (the endpoint module's check), and left as it was", async () => {
+    using dir = sharedDir();
+    await asNobody(["bash", "-c", "umask 077 && : > s.cursor"], dir.path);
+    const args = [...LEAN, "--no-fifo", "--socket", "s.sock", "--store", "s", "--forward", "syslog+tcp://127.0.0.1:1", ...BOUNDED];
+    const r = await runPostbox(dir.path, args);
+    expect(r).toMatchObject({ exitCode: 1, stderr: "postbox: cannot open the forwarding cursor s.cursor: it belongs to uid 65534 (nobody) (mode 0600), not to uid 0 (root); remove it or pick another --store\n" });
+    expect(statSync(join(dir.path, "s.cursor"))).toMatchObject({ uid: 65534, size: 0 });
+    using own = tempDir();
+    writeFileSync(join(own.path, "s.cursor"), "", { mode: 0o644 });
+    const w = await runPostbox(own.path, args);
+    expect(w).toMatchObject({ exitCode: 1, stderr: "postbox: cannot open the forwarding cursor s.cursor: its mode 0644 is wider than --mode 0600; remove it or pick another --store\n" });
+    expect(statSync(join(own.path, "s.cursor")).mode & 0o777).toBe(0o644);
+  });
+
   test("a --store file of another user is refused and never written; a symlink is never followed", async () => {
     using dir = sharedDir();
     await asNobody(["bash", "-c", "umask 0 && : > mail && ln -s /etc/hostname link"], dir.path);

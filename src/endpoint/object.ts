@@ -1,7 +1,7 @@
 // What postbox owns is an object (device + inode) it created or checked, never
 // a name: names can be swapped under us, an open fd cannot.
-import { closeSync, constants, fstatSync, lstatSync, readFileSync, unlinkSync, type Stats } from "node:fs";
-import { PostboxError } from "../errors.ts";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, unlinkSync, type Stats } from "node:fs";
+import { PostboxError, errnoName, reason } from "../errors.ts";
 
 /** open(2)'s O_PATH: a handle on the object itself, no read or write access, no side effects. */
 export const O_PATH = 0o10000000;
@@ -90,4 +90,29 @@ export function removeIfSame(path: string, id: Identity): void {
   } catch {
     // gone in between: nothing of ours is left
   }
+}
+
+/**
+ * Open (or create with createMode) a regular file of ours by name: never through
+ * a symlink, and only if the opened file is ours and no wider than maxMode.
+ * Otherwise nothing stays open and the PostboxError says why ("it is a symlink", "it belongs to …").
+ */
+export function openOwnedFile(path: string, flags: number, createMode: number, maxMode: number): { fd: number; st: Stats } {
+  let fd: number;
+  try {
+    fd = openSync(path, flags | NOFOLLOW, createMode);
+  } catch (err) {
+    throw new PostboxError(errnoName(err) === "ELOOP" ? "it is a symlink" : reason(err));
+  }
+  let st: Stats;
+  try {
+    st = fstatSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    throw new PostboxError(reason(err));
+  }
+  const why = st.isFile() ? notOurs(st, maxMode) : `it is ${kindOf(st)}, not a regular file`;
+  if (why === null) return { fd, st };
+  closeSync(fd);
+  throw new PostboxError(why);
 }

@@ -2,7 +2,8 @@
 // it and the sequence number of the last message the collector has taken, plus the
 // stream id that names this sequence. One fixed-size record at offset 0 of
 // `<store>.cursor`, rewritten in place and fdatasynced (a sector-sized write).
-import { closeSync, constants, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import { constants, fdatasyncSync, readSync, writeSync, type Stats } from "node:fs";
+import { openOwnedFile } from "../endpoint.ts";
 import { randomBytes } from "node:crypto";
 import { PostboxError, reason } from "../errors.ts";
 
@@ -30,17 +31,11 @@ export function newStream(): string {
  */
 export function openCursor(path: string, warn: (m: string) => void): { fd: number; cursor: Cursor | null } {
   let fd: number;
+  let st: Stats;
   try {
-    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    ({ fd, st } = openOwnedFile(path, constants.O_RDWR | constants.O_CREAT, 0o600, 0o600));
   } catch (err) {
-    const why = (err as { code?: string }).code === "ELOOP" ? "it is a symlink" : reason(err);
-    throw new PostboxError(`cannot open the forwarding cursor ${path}: ${why}; remove it or pick another --store`);
-  }
-  const st = fstatSync(fd);
-  const uid = process.getuid?.() ?? st.uid;
-  if (!st.isFile() || st.uid !== uid || (st.mode & 0o077) !== 0) {
-    closeSync(fd);
-    throw new PostboxError(`cannot use the forwarding cursor ${path}: ${!st.isFile() ? "not a regular file" : st.uid !== uid ? `it belongs to uid ${st.uid}` : "others may access it (mode wider than 0600)"}; remove it or pick another --store`);
+    throw new PostboxError(`cannot open the forwarding cursor ${path}: ${reason(err)}; remove it or pick another --store`);
   }
   if (st.size === 0) return { fd, cursor: null };
   const buf = Buffer.alloc(SIZE);
