@@ -12,33 +12,44 @@ export type WaitTarget =
   | { kind: "dgram"; address: string };
 
 const POLL_MS = 10;
+/**
+ * A FIFO held by a process that is not a postbox (a `cat`) costs a scan of
+ * /proc per probe: while that lasts the polls back off to this, so a waiting
+ * CI step does not burn a core.
+ */
+const SLOW_POLL_MS = 200;
 
-/** Is a postbox serving there right now? Probes never take or disturb a message. */
-export async function serving(t: WaitTarget): Promise<boolean> {
+/**
+ * Is a postbox serving there right now? Probes never take or disturb a message.
+ * "costly": not yet, and finding out took a /proc scan.
+ */
+export async function probe(t: WaitTarget): Promise<"served" | "no" | "costly"> {
+  const answer = (served: boolean) => (served ? "served" : "no");
   switch (t.kind) {
     case "socket":
       try {
-        return (await probeSocket(t.address.startsWith("@") ? `\0${t.address.slice(1)}` : t.address)) !== null;
+        return answer((await probeSocket(t.address.startsWith("@") ? `\0${t.address.slice(1)}` : t.address)) !== null);
       } catch {
-        return false;
+        return "no";
       }
     case "fifo": {
       let s: FifoState;
       try {
         s = fifoServed(t.path); // a postbox's reader, not any reader
       } catch {
-        return false;
+        return "no";
       }
       if (s.state === "not-fifo") throw new PostboxError(`cannot wait for ${t.path}: it is ${s.kind}, not a fifo (nothing was opened)`);
-      return s.state === "fifo" && s.served;
+      if (s.state === "none") return "no";
+      return s.served ? "served" : s.held ? "costly" : "no";
     }
     case "mq":
-      return mqReader(t.name) !== 0;
+      return answer(mqReader(t.name) !== 0);
     case "dgram":
       try {
-        return probeDatagram(t.address) === "live"; // connect(2) only: nothing is sent
+        return answer(probeDatagram(t.address) === "live"); // connect(2) only: nothing is sent
       } catch {
-        return false;
+        return "no";
       }
   }
 }
@@ -68,9 +79,12 @@ function mqReader(name: string): number {
 /** Poll until served or the deadline; true when served. */
 export async function waitUntilServing(t: WaitTarget, timeoutMs: number): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
+  let pause = POLL_MS;
   for (;;) {
-    if (await serving(t)) return true;
+    const p = await probe(t);
+    if (p === "served") return true;
     if (performance.now() >= deadline) return false;
-    await Bun.sleep(Math.min(POLL_MS, Math.max(0, deadline - performance.now())));
+    pause = p === "costly" ? Math.min(SLOW_POLL_MS, pause * 1.5) : POLL_MS; // 10, 15, 22 … 200 ms
+    await Bun.sleep(Math.min(pause, Math.max(0, deadline - performance.now())));
   }
 }

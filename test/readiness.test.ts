@@ -92,6 +92,26 @@ describe("readiness is one moment", () => {
 });
 
 describe("wait --fifo and send --fifo answer only for FIFOs", () => {
+  test("wait --fifo on a FIFO held by a cat backs off its /proc scans: under 20 CPU ticks (0.2 s of a core) in 2 s of waiting", async () => {
+    using dir = tempDir();
+    // The window is a measurement, not a wait for a condition: ticks (utime + stime, /proc/PID/stat) over 2 s.
+    const r = await sh(
+      dir.path,
+      `
+      mkfifo held; cat held > /dev/null & c=$!; exec 3>held
+      "${BIN}" wait --fifo held --timeout 6 2>/dev/null & w=$!
+      sleep 1; a=$(awk '{print $14 + $15}' /proc/$w/stat)
+      sleep 2; b=$(awk '{print $14 + $15}' /proc/$w/stat)
+      kill $w; exec 3>&-; kill $c
+      echo "$((b - a)) $(getconf CLK_TCK)"
+      `,
+    );
+    const [ticks, hz] = r.stdout.trim().split(" ").map(Number);
+    console.log(`wait --fifo held by cat: ${ticks} ticks of ${hz}/s in 2 s`);
+    expect(hz).toBe(100);
+    expect(ticks).toBeLessThan(20); // 10 ms polls took ~40-50 ticks
+  });
+
   test("a regular file, /dev/null, a FIFO held by cat: wait refuses or keeps waiting; send --fifo to a regular file writes nothing", async () => {
     using dir = tempDir();
     writeFileSync(join(dir.path, "reg"), "original\n");

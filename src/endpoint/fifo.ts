@@ -150,7 +150,8 @@ function describe(holders: Holder[]): string {
   return pids.map((p) => `pid ${p}${comm(p)}`).join(", ");
 }
 
-export type FifoState = { state: "none" } | { state: "not-fifo"; kind: string } | { state: "fifo"; served: boolean };
+/** held: someone reads it but no postbox, found by a scan of /proc (the costly answer). */
+export type FifoState = { state: "none" } | { state: "not-fifo"; kind: string } | { state: "fifo"; served: boolean; held: boolean };
 
 /**
  * Is a postbox reading the FIFO at path? It must be a FIFO (nothing else is
@@ -167,10 +168,11 @@ export function fifoServed(path: string): FifoState {
   }
   try {
     if (!h.st.isFIFO()) return { state: "not-fifo", kind: kindOf(h.st) };
-    if (!hasReader(h.fd)) return { state: "fifo", served: false };
+    if (!hasReader(h.fd)) return { state: "fifo", served: false, held: false };
     const others = new Set<number>();
     const holders = fifoHolders(identity(h.st), others);
-    return { state: "fifo", served: holders.some((x) => x.rdwr) || others.has(h.st.uid) };
+    const served = holders.some((x) => x.rdwr) || others.has(h.st.uid);
+    return { state: "fifo", served, held: !served };
   } finally {
     closeSync(h.fd);
   }
