@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, have, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
 
@@ -236,6 +236,19 @@ describe("datagram channel: lifecycle", () => {
     const r = await runPostbox(dir.path, [...only, "--dgram", "stream"]);
     expect(r).toMatchObject({ exitCode: 1, stderr: "postbox: cannot receive datagrams at stream: a stream socket is being served there; choose another --dgram\n" });
     expect(lstatSync(join(dir.path, "stream")).isSocket()).toBe(true);
+  });
+
+  test("a path near the 107-byte socket limit works too (its temporary name is shorter then) and leaves nothing behind", async () => {
+    using dir = tempDir();
+    const path = join(dir.path, "x".repeat(105 - dir.path.length));
+    expect(Buffer.byteLength(path)).toBe(106);
+    {
+      await using pb = await startPostbox(dir.path, [...only, "--dgram", path]);
+      expect((await runPostbox(dir.path, ["send", "--dgram", path, "near the limit"])).exitCode).toBe(0);
+      expect(await pb.waitLines(1)).toEqual([expect.stringMatching(/\]: near the limit$/)]);
+      expect((await pb.stop()).exitCode).toBe(0);
+    }
+    expect(readdirSync(dir.path)).toEqual([]);
   });
 
   test("the socket file is born with --mode; at exit only the file we created is removed", async () => {

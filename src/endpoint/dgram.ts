@@ -6,6 +6,7 @@
 // on and not before. An abstract name cannot be renamed: it is checked free at
 // the claim and bound at the gate (one syscall), its --mode applied per datagram.
 import { randomBytes } from "node:crypto";
+import { dirname, join } from "node:path";
 import { PostboxError, errnoName, reason } from "../errors.ts";
 import { bindUnix, probeDatagram } from "../ffi/dgram.ts";
 import { renameNoReplace } from "../ffi/libc.ts";
@@ -43,7 +44,7 @@ export async function claimDgram(fd: number, address: string, mode: number): Pro
     return { address, id: null, at: address };
   }
   await clearStale(address, "--dgram", fail, () => receiver(address));
-  const tmp = `${address}.${randomBytes(6).toString("hex")}.tmp`;
+  const tmp = temporaryName(address);
   const umask = process.umask(0o777 & ~mode); // born with its mode: no window where it is wider
   try {
     bindUnix(fd, tmp); // fails on anything already there; never follows a symlink
@@ -55,6 +56,16 @@ export async function claimDgram(fd: number, address: string, mode: number): Pro
   const st = lstatOrNull(tmp);
   if (!st?.isSocket()) throw fail(`${kindOf(st)} took the socket's place right after bind; nothing was removed`);
   return { address, id: identity(st), at: tmp };
+}
+
+/** Longest socket path (sun_path less its NUL). */
+const SUN_PATH_MAX = 107;
+
+/** A fresh name beside the path, unguessable; shorter when the path is near the socket path limit. */
+function temporaryName(address: string): string {
+  const hex = randomBytes(6).toString("hex");
+  const beside = `${address}.${hex}.tmp`;
+  return Buffer.byteLength(beside) <= SUN_PATH_MAX ? beside : join(dirname(address), `.${hex}`);
 }
 
 /** The gate: the claimed socket becomes reachable at its address. */
