@@ -1,7 +1,7 @@
 // The postbox: opens the channels from typed options, routes every message to
 // the sinks (stdout, --store, --forward), and closes everything in reverse order.
-import { openFifo } from "./channels/fifo.ts";
-import { openMqueue } from "./channels/mqueue.ts";
+import { adoptFifo, openFifo } from "./channels/fifo.ts";
+import { adoptMqueue, openMqueue } from "./channels/mqueue.ts";
 import { openSignals, SignalTrap } from "./channels/signals.ts";
 import { SocketHub } from "./channels/socket.ts";
 import { adoptDgram, openDgram } from "./channels/dgram.ts";
@@ -12,8 +12,6 @@ import { Policy, UNKNOWN } from "./policy.ts";
 import { sdNotify } from "./readiness.ts";
 import { DirLocks, preparePidfile, removePidfile, type Pidfile } from "./endpoint.ts";
 import { writeJsonAndTextLines, writeJsonLines, writeText, writeTextLines, type Sender } from "./format.ts";
-import { adoptFifo } from "./channels/fifo.ts";
-import { adoptMqueue } from "./channels/mqueue.ts";
 import { log } from "./log.ts";
 import { ForwardSink } from "./sinks/forward.ts";
 import { Message, type Sink } from "./sinks/sink.ts";

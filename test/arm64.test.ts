@@ -64,6 +64,15 @@ test("build.ts: an unknown target or argument fails loudly, before building anyt
   }
 });
 
+/**
+ * setpriv to a uid of our own where we can (root, setpriv present): queues count against
+ * RLIMIT_MSGQUEUE per uid, and other suites' queues on this machine must not decide whether ours opens.
+ */
+function ownUid(base: number): string[] {
+  const own = base + (process.pid % 10_000);
+  return uid === 0 && Bun.which("setpriv") ? ["setpriv", `--reuid=${own}`, `--regid=${own}`, "--clear-groups"] : [];
+}
+
 describe.skipIf(skipWhy !== null)("linux-arm64 under qemu-user", () => {
   test(
     "fifo, socket, USR1 and USR2 with payloads",
@@ -125,8 +134,7 @@ describe.skipIf(skipWhy !== null)("linux-arm64 under qemu-user", () => {
     async () => {
       using dir = tempDir();
       chmodSync(dir.path, 0o1777);
-      const own = 30_000 + (process.pid % 10_000); // a uid of our own: see the next test
-      const asUser = uid === 0 && Bun.which("setpriv") ? ["setpriv", `--reuid=${own}`, `--regid=${own}`, "--clear-groups"] : [];
+      const asUser = ownUid(30_000);
       const mq = mqName();
       try {
         const pb = await startPostbox(dir.path, ["--mq", mq, "--no-fifo", "--no-socket", "--no-signals"], { wrap: [...asUser, ...wrap], bin: ARM_BIN, ready: false });
@@ -150,10 +158,7 @@ describe.skipIf(skipWhy !== null)("linux-arm64 under qemu-user", () => {
     async () => {
       using dir = tempDir();
       chmodSync(dir.path, 0o1777);
-      // A uid of our own where we can: queues count against RLIMIT_MSGQUEUE per uid,
-      // and other suites' queues on this machine must not decide whether ours opens.
-      const own = 20_000 + (process.pid % 10_000);
-      const asUser = uid === 0 && Bun.which("setpriv") ? ["setpriv", `--reuid=${own}`, `--regid=${own}`, "--clear-groups"] : [];
+      const asUser = ownUid(20_000);
       const mq = mqName();
       await using pb = await startPostbox(dir.path, ["--mq", mq, "--no-fifo", "--no-socket", "--no-signals"], { wrap: asUser });
       const p = Bun.spawn([...asUser, ...wrap, ARM_BIN, "send", "--mq", mq, "--prio", "3", "from arm64"], { cwd: dir.path, stdout: "pipe", stderr: "pipe" });
