@@ -91,3 +91,16 @@ export function ppollFds(pollfds: Int32Array, count: number, microseconds: numbe
   if (n < 0 && errno() !== constants.errno.EINTR) fail("ppoll", what);
   return Math.max(n, 0);
 }
+
+const AF_UNIX = 1;
+
+/** struct sockaddr_un for a path, or "@name" for the abstract namespace; with its length. */
+export function sockaddrUn(address: string, syscall: string): { addr: Uint8Array; len: number } {
+  const abstract = address.startsWith("@");
+  const name = Buffer.from(abstract ? `\0${address.slice(1)}` : address);
+  if (name.byteLength > 107) throw new SysError(syscall, "ENAMETOOLONG", 36, address);
+  const addr = new Uint8Array(2 + name.byteLength + 1);
+  addr[0] = AF_UNIX;
+  addr.set(name, 2);
+  return { addr, len: abstract ? 2 + name.byteLength : addr.byteLength };
+}

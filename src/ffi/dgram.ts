@@ -5,7 +5,7 @@
 import { ptr } from "bun:ffi";
 import { constants } from "node:os";
 import { SysError } from "../errors.ts";
-import { c, errno, fail, ppollFds } from "./core.ts";
+import { c, errno, fail, ppollFds, sockaddrUn } from "./core.ts";
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
@@ -20,17 +20,6 @@ const MSG_TRUNC = 0x20;
 const MSG_DONTWAIT = 0x40;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 
-/** struct sockaddr_un for a path, or "@name" for the abstract namespace; with its length. */
-function sockaddr(address: string): { addr: Uint8Array; len: number } {
-  const abstract = address.startsWith("@");
-  const name = Buffer.from(abstract ? `\0${address.slice(1)}` : address);
-  if (name.byteLength > 107) throw new SysError("bind", "ENAMETOOLONG", constants.errno.ENAMETOOLONG, address);
-  const addr = new Uint8Array(2 + name.byteLength + 1);
-  addr[0] = AF_UNIX;
-  addr.set(name, 2);
-  return { addr, len: abstract ? 2 + name.byteLength : addr.byteLength };
-}
-
 /** A new non-blocking, close-on-exec AF_UNIX SOCK_DGRAM socket. */
 export function datagramSocket(): number {
   const fd = c().socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -39,7 +28,7 @@ export function datagramSocket(): number {
 }
 
 export function bindUnix(fd: number, address: string): void {
-  const { addr, len } = sockaddr(address);
+  const { addr, len } = sockaddrUn(address, "bind");
   if (c().bind(fd, addr, len) !== 0) fail("bind", address);
 }
 
@@ -63,7 +52,7 @@ export function socketType(fd: number): "dgram" | "stream" | "other" {
  * (ECONNREFUSED), "none" nothing at all.
  */
 export function probeDatagram(address: string): "live" | "stream" | "stale" | "none" {
-  const { addr, len } = sockaddr(address);
+  const { addr, len } = sockaddrUn(address, "connect");
   const fd = c().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) fail("socket(AF_UNIX, SOCK_DGRAM)");
   try {
@@ -179,7 +168,7 @@ export class DatagramSender {
   private readonly len: number;
 
   constructor(private readonly address: string) {
-    ({ addr: this.addr, len: this.len } = sockaddr(address));
+    ({ addr: this.addr, len: this.len } = sockaddrUn(address, "sendto"));
     this.fd = c().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (this.fd < 0) fail("socket(AF_UNIX, SOCK_DGRAM)");
   }

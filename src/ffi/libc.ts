@@ -4,7 +4,7 @@
 import { readSync, writeSync } from "node:fs";
 import { constants, getPriority } from "node:os";
 import { SysError } from "../errors.ts";
-import { c, errno, errnoNameOf, fail, ppollFds } from "./core.ts";
+import { c, errno, errnoNameOf, fail, ppollFds, sockaddrUn } from "./core.ts";
 
 function cstr(s: string): Buffer {
   return Buffer.from(s + "\0", "utf8");
@@ -179,20 +179,9 @@ export function unixSocketName(fd: number): string {
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
-const SOCK_DGRAM = 2;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 
-/** struct sockaddr_un for a path or "@name" (abstract), and its length. */
-function sockaddrUn(address: string, syscall: string): { addr: Uint8Array; len: number } {
-  const abstract = address.startsWith("@");
-  const name = Buffer.from(abstract ? `\0${address.slice(1)}` : address);
-  if (name.byteLength > 107) throw new SysError(syscall, "ENAMETOOLONG", 36, address);
-  const addr = new Uint8Array(2 + name.byteLength + 1);
-  addr[0] = AF_UNIX;
-  addr.set(name, 2);
-  return { addr, len: abstract ? 2 + name.byteLength : addr.byteLength };
-}
 
 /** A non-blocking SOCK_STREAM unix socket bound to a path or "@name", not listening yet. */
 export function bindUnixStream(address: string): number {
@@ -225,19 +214,6 @@ export function tryLock(fd: number): boolean {
 
 export function unlock(fd: number): void {
   c().flock(fd, LOCK_UN);
-}
-
-/** Send one datagram to a unix socket path ("@name" = abstract): the sd_notify protocol. */
-export function sendDatagram(address: string, message: string): void {
-  const { addr, len } = sockaddrUn(address, "sendto");
-  const fd = c().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) fail("socket");
-  try {
-    const msg = Buffer.from(message);
-    if (Number(c().sendto(fd, msg, msg.byteLength, 0, addr, len)) < 0) fail("sendto", address);
-  } finally {
-    c().close(fd);
-  }
 }
 
 /** The libc's real real-time signal range (glibc reserves the first few for itself). */
