@@ -1,6 +1,7 @@
 // Message → output: the text line of the SPEC, or one NDJSON object. Text never
 // carries a raw control byte or invalid UTF-8: those are written as escapes.
 import type { Output } from "./output.ts";
+import { Piece } from "./piece.ts";
 
 export type Channel = "fifo" | "socket" | "signal" | "mqueue" | "dgram";
 
@@ -10,17 +11,19 @@ export interface Sender {
   readonly prefix: string;
   readonly fields: Readonly<Record<string, string | number | boolean | null>>;
   /** prefix as bytes, made on first use: a connection writes it before every line. */
-  prefixBytes?: Uint8Array;
+  prefixPiece?: Piece;
   /** The NDJSON bytes after msg's text (`","pid":1,…}\n`), made on first use. */
-  jsonTail?: Uint8Array;
+  jsonTail?: Piece;
   /** The NDJSON bytes before msg's text (`{"ts":"…","channel":"…","msg":"`) and the millisecond they name. */
-  jsonHead?: Uint8Array;
+  jsonHead?: Piece;
   jsonHeadMs?: number;
 }
 
 /** Bytes appended at buf[len..]: stdout's Output and the store's buffer. reserve(n) makes room for n more. */
 export interface ByteSink {
   buf: Uint8Array;
+  /** A DataView of buf's bytes (the fast paths write four bytes at a time). */
+  view: DataView;
   len: number;
   reserve(n: number): void;
 }
@@ -229,7 +232,7 @@ export function timestamp(now?: Date): string {
 /** The sender's fields as the tail of a JSON object (`,"pid":1,…}`), made once per sender. */
 const fieldsJson = new WeakMap<Sender, string>();
 
-function fieldsTail(from: Sender): string {
+export function fieldsTail(from: Sender): string {
   let tail = fieldsJson.get(from);
   if (tail === undefined) {
     const f = JSON.stringify(from.fields);
@@ -287,7 +290,7 @@ export function writeJsonLine(out: ByteSink, from: Sender, b: Uint8Array, start:
   }
   let mid = channelBytes.get(from.channel);
   if (mid === undefined) channelBytes.set(from.channel, (mid = encoder.encode(`${from.channel}","msg":"`)));
-  const tail = jsonTail(from);
+  const tail = jsonTail(from).bytes;
   out.reserve(head.byteLength + mid.byteLength + (end - start) * 6 + tail.byteLength);
   const buf = out.buf;
   const at = out.len;
@@ -328,90 +331,14 @@ export function writeJsonLine(out: ByteSink, from: Sender, b: Uint8Array, start:
   return at;
 }
 
-/**
- * Fast path of writeJsonLine for whole lines of b[start, stop), like
- * writeTextLines: stops (and returns) at the first line that is longer than max
- * or holds a byte writeTextLines would escape (the same line it stops at), which
- * is left to writeJsonLine. Lines of one read share its millisecond.
- */
-export function writeJsonLines(out: ByteSink, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
-  const head = jsonHead(from);
-  const tail = jsonTail(from);
-  const h = head.byteLength;
-  const room = h + 2 * max + tail.byteLength;
-  let i = start;
-  while (i < stop) {
-    out.reserve(room);
-    const buf = out.buf;
-    let len = out.len;
-    buf.set(head, len);
-    len += h;
-    const first = i;
-    for (let c = b[i]!; c !== 10; c = b[++i]!) {
-      if (c < 0x20 || c >= 0x7f || i - first === max) return first; // out.len was not moved
-      if (c === 0x22 || c === 0x5c) buf[len++] = 0x5c; // " and \ are the only escapes left here
-      buf[len++] = c;
-    }
-    buf.set(tail, len);
-    out.len = len + tail.byteLength;
-    i++;
-  }
-  return i;
+/** `","pid":1,…}\n`: what follows msg's text in an NDJSON line, made once per sender. */
+export function jsonTail(from: Sender): Piece {
+  return (from.jsonTail ??= new Piece(encoder.encode(`"${jsonSafe(fieldsTail(from))}\n`)));
 }
 
-/**
- * writeJsonLines into json and writeTextLines into text in one pass (--store
- * with text on stdout): each line is checked once. Stops where both would.
- */
-export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
-  const head = jsonHead(from);
-  const tail = jsonTail(from);
-  const prefix = (from.prefixBytes ??= Buffer.from(from.prefix, "latin1"));
-  const h = head.byteLength;
-  const p = prefix.byteLength;
-  let i = start;
-  while (i < stop) {
-    json.reserve(h + 2 * max + tail.byteLength);
-    text.reserve(p + max + 1);
-    const jb = json.buf;
-    const tb = text.buf;
-    let j = json.len;
-    let t = text.len;
-    jb.set(head, j);
-    j += h;
-    for (let k = 0; k < p; k++) tb[t++] = prefix[k]!;
-    const first = i;
-    for (let c = b[i]!; c !== 10; c = b[++i]!) {
-      if (c < 0x20 || c >= 0x7f || i - first === max) {
-        text.commit();
-        return first; // neither len was moved
-      }
-      tb[t++] = c;
-      if (c === 0x22 || c === 0x5c) jb[j++] = 0x5c;
-      jb[j++] = c;
-    }
-    jb.set(tail, j);
-    json.len = j + tail.byteLength;
-    tb[t++] = 10;
-    text.len = t;
-    i++;
-  }
-  text.commit();
-  return i;
-}
-
-/** `{"ts":"…","channel":"…","msg":"` for now (made once per millisecond and sender). */
-function jsonHead(from: Sender): Uint8Array {
-  const ms = Date.now();
-  if (from.jsonHeadMs !== ms) {
-    from.jsonHeadMs = ms;
-    from.jsonHead = encoder.encode(`{"ts":"${new Date(ms).toISOString()}","channel":"${from.channel}","msg":"`);
-  }
-  return from.jsonHead!;
-}
-
-function jsonTail(from: Sender): Uint8Array {
-  return (from.jsonTail ??= encoder.encode(`"${jsonSafe(fieldsTail(from))}\n`));
+/** The text prefix as bytes, made once per sender. */
+export function prefixPiece(from: Sender): Piece {
+  return (from.prefixPiece ??= new Piece(Buffer.from(from.prefix, "latin1")));
 }
 
 /** `\uXXXX` (lowercase, as jsonSafe writes it). */
@@ -422,43 +349,12 @@ function hexEscape(buf: Uint8Array, len: number, u: number): number {
   return len;
 }
 
-/**
- * Fast path for plain text: the whole lines of b[start, stop), each after the
- * prefix, in one pass. Stops (and returns) at the first line that is longer than
- * max or holds a byte to escape; that line is left to writeText.
- */
-export function writeTextLines(out: Output, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
-  const prefix = (from.prefixBytes ??= Buffer.from(from.prefix, "latin1"));
-  const p = prefix.byteLength;
-  let i = start;
-  while (i < stop) {
-    out.reserve(p + max + 1);
-    const buf = out.buf;
-    let len = out.len;
-    for (let k = 0; k < p; k++) buf[len++] = prefix[k]!;
-    const first = i;
-    for (let c = b[i]!; c !== 10; c = b[++i]!) {
-      if (c < 0x20 || c >= 0x7f || i - first === max) {
-        out.commit();
-        return first; // out.len was not moved: this line's prefix is dropped
-      }
-      buf[len++] = c;
-    }
-    buf[len++] = 10;
-    i++;
-    out.len = len;
-  }
-  out.commit();
-  return i;
-}
-
 /** Append one text line for the message in b[start, end). */
 export function writeText(out: Output, from: Sender, b: Uint8Array, start = 0, end = b.byteLength): void {
-  const prefix = (from.prefixBytes ??= Buffer.from(from.prefix, "latin1"));
-  out.reserve(prefix.byteLength + (end - start) * 4 + 1);
+  const prefix = prefixPiece(from);
+  out.reserve(prefix.length + (end - start) * 4 + 1);
   const buf = out.buf;
-  let len = out.len;
-  for (let i = 0; i < prefix.byteLength; i++) buf[len++] = prefix[i]!;
+  let len = prefix.put(buf, out.view, out.len);
   len = escapeInto(buf, len, b, start, end);
   buf[len++] = 10;
   out.len = len;

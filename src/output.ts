@@ -9,6 +9,7 @@ const encoder = new TextEncoder();
 
 export class Output {
   buf = new Uint8Array(FLUSH_AT * 2);
+  view = new DataView(this.buf.buffer);
   len = 0;
   private scheduled = false;
   private closed = false;
@@ -25,7 +26,10 @@ export class Output {
   reserve(n: number): void {
     if (this.len + n <= this.buf.byteLength) return;
     if (this.len > 0) this.flush();
-    if (n > this.buf.byteLength) this.buf = new Uint8Array(n);
+    if (n > this.buf.byteLength) {
+      this.buf = new Uint8Array(n);
+      this.view = new DataView(this.buf.buffer);
+    }
   }
 
   utf8(s: string): void {

@@ -16,6 +16,7 @@ export class Store implements ByteSink {
   private fd: number;
   /** Lines not written yet: buf[0, len), appended by the sink (see admit). */
   buf = new Uint8Array(64 << 10);
+  view = new DataView(this.buf.buffer);
   len = 0;
   /** What a failed write left, as bytes: a retry writes exactly these (a record may be cut mid-character). */
   private pending: Uint8Array | null = null;
@@ -103,6 +104,7 @@ export class Store implements ByteSink {
     const grown = new Uint8Array(Math.max(this.buf.byteLength * 2, this.len + n));
     grown.set(this.buf.subarray(0, this.len));
     this.buf = grown;
+    this.view = new DataView(grown.buffer);
   }
 
   /** Write what is buffered; keep it (bounded) when the write fails, to retry at the next flush. */

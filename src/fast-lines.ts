@@ -1,0 +1,148 @@
+// The fast paths of format.ts: all whole lines of one read written in one pass,
+// four bytes at a time. A line these cannot take as it is (a byte to escape,
+// longer than --max-message) is left to format.ts's per-line writers, which are
+// the reference: a test checks that both give the same bytes for any input.
+import { jsonTail, prefixPiece, type ByteSink, type Sender } from "./format.ts";
+import { Piece } from "./piece.ts";
+import type { Output } from "./output.ts";
+
+/*
+ * A word is "plain" when none of its bytes is below 0x20 or from 0x7f up (a
+ * control byte, DEL or part of a multi-byte character). Take the lowest such
+ * byte: every byte below it is 0x20..0x7e, so no borrow or carry reaches it, and
+ * x - 0x20 sets its top bit if it is below 0x20 or from 0xa0 up, x + 1 if it is
+ * 0x7f..0xfe. Borrows and carries may flag a good byte above it too: a flagged
+ * word only means "look at these bytes one by one". The newline ending a line is
+ * a control byte: the word holding it is always taken byte by byte.
+ */
+const plainText = (x: number): boolean => (((x - 0x20202020) | (x + 0x01010101)) & 0x80808080) === 0;
+
+/** Plain, and no `"` or `\` (the two bytes a JSON string escapes among the printable ones). */
+const plainJson = (x: number): boolean => {
+  const q = x ^ 0x22222222;
+  const s = x ^ 0x5c5c5c5c;
+  return plainText(x) && ((((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s)) & 0x80808080) === 0;
+};
+
+function viewOf(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/**
+ * Plain text: the whole lines of b[start, stop) (stop is just past a "\n"), each
+ * after the prefix. Stops (and returns) at the first line that is longer than max
+ * or holds a byte to escape; that line is left to writeText.
+ */
+export function writeTextLines(out: Output, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
+  const prefix = prefixPiece(from);
+  const src = viewOf(b);
+  let i = start;
+  while (i < stop) {
+    out.reserve(prefix.length + max + 1);
+    const buf = out.buf;
+    const view = out.view;
+    let len = prefix.put(buf, view, out.len);
+    const first = i;
+    const end = stop < first + max ? stop : first + max;
+    for (let x; i + 4 <= end && plainText((x = src.getInt32(i, true))); i += 4, len += 4) view.setInt32(len, x, true);
+    for (let c = b[i]!; c !== 10; c = b[++i]!) {
+      if (c < 0x20 || c >= 0x7f || i - first === max) {
+        out.commit();
+        return first; // out.len was not moved: this line's prefix is dropped
+      }
+      buf[len++] = c;
+    }
+    buf[len++] = 10;
+    i++;
+    out.len = len;
+  }
+  out.commit();
+  return i;
+}
+
+/**
+ * The NDJSON line of writeJsonLine for each whole line of b[start, stop), like
+ * writeTextLines: stops (and returns) at the first line that is longer than max
+ * or holds a byte writeTextLines would escape (the same line it stops at), which
+ * is left to writeJsonLine. Lines of one read share its millisecond.
+ */
+export function writeJsonLines(out: ByteSink, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
+  const head = jsonHead(from);
+  const tail = jsonTail(from);
+  const room = head.length + 2 * max + tail.length;
+  const src = viewOf(b);
+  let i = start;
+  while (i < stop) {
+    out.reserve(room);
+    const buf = out.buf;
+    const view = out.view;
+    let len = head.put(buf, view, out.len);
+    const first = i;
+    const end = stop < first + max ? stop : first + max;
+    for (let x; i + 4 <= end && plainJson((x = src.getInt32(i, true))); i += 4, len += 4) view.setInt32(len, x, true);
+    for (let c = b[i]!; c !== 10; c = b[++i]!) {
+      if (c < 0x20 || c >= 0x7f || i - first === max) return first; // out.len was not moved
+      if (c === 0x22 || c === 0x5c) buf[len++] = 0x5c; // " and \ are the only escapes left here
+      buf[len++] = c;
+    }
+    out.len = tail.put(buf, view, len);
+    i++;
+  }
+  return i;
+}
+
+/**
+ * writeJsonLines into json and writeTextLines into text in one pass (--store
+ * with text on stdout): each line is checked once. Stops where both would.
+ */
+export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
+  const head = jsonHead(from);
+  const tail = jsonTail(from);
+  const prefix = prefixPiece(from);
+  const src = viewOf(b);
+  let i = start;
+  while (i < stop) {
+    json.reserve(head.length + 2 * max + tail.length);
+    text.reserve(prefix.length + max + 1);
+    const jb = json.buf;
+    const jv = json.view;
+    const tb = text.buf;
+    const tv = text.view;
+    let j = head.put(jb, jv, json.len);
+    let t = prefix.put(tb, tv, text.len);
+    const first = i;
+    const end = stop < first + max ? stop : first + max;
+    for (let x; i + 4 <= end && plainJson((x = src.getInt32(i, true))); i += 4, j += 4, t += 4) {
+      jv.setInt32(j, x, true);
+      tv.setInt32(t, x, true);
+    }
+    for (let c = b[i]!; c !== 10; c = b[++i]!) {
+      if (c < 0x20 || c >= 0x7f || i - first === max) {
+        text.commit();
+        return first; // neither len was moved
+      }
+      tb[t++] = c;
+      if (c === 0x22 || c === 0x5c) jb[j++] = 0x5c;
+      jb[j++] = c;
+    }
+    json.len = tail.put(jb, jv, j);
+    tb[t++] = 10;
+    text.len = t;
+    i++;
+  }
+  text.commit();
+  return i;
+}
+
+const encoder = new TextEncoder();
+
+/** `{"ts":"…","channel":"…","msg":"` for now (made once per millisecond and sender). */
+function jsonHead(from: Sender): Piece {
+  const ms = Date.now();
+  if (from.jsonHeadMs !== ms) {
+    from.jsonHeadMs = ms;
+    from.jsonHead = new Piece(encoder.encode(`{"ts":"${new Date(ms).toISOString()}","channel":"${from.channel}","msg":"`));
+  }
+  return from.jsonHead!;
+}
+

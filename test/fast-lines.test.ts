@@ -1,0 +1,97 @@
+// The fast paths against the per-line writers they stand in for: for any bytes,
+// at any alignment, in any chunking, the output must be the same bytes.
+import { expect, test } from "bun:test";
+import { writeJsonAndTextLines, writeJsonLines, writeTextLines } from "../src/fast-lines.ts";
+import { fifoSender, socketSender, writeJsonLine, writeText, type Sender } from "../src/format.ts";
+import { LineFramer } from "../src/framing.ts";
+import { Output } from "../src/output.ts";
+
+const PIECES = [[0x61], [0x7a], [0x20], [0x7e], [0x22], [0x5c], [0x7f], [0], [9], [13], [0x1b], [0x1f], [0x0a], [0x0a], [0x0a], [0xc2, 0x80], [0xc2, 0x9b], [0xc3, 0xa9], [0xe2, 0x80, 0xa8], [0xe2, 0x82, 0xac], [0xf0, 0x9f, 0x98, 0x80], [0xff], [0xc0, 0x80], [0x80], [0xed, 0xa0, 0x80]];
+const PLAIN = Array.from("abcdefgh ~{}0123", (ch) => [ch.charCodeAt(0)]);
+
+/** mulberry32: every residue equally likely (an LCG's low bits cycle, and a test would miss cases). */
+let seed = 7;
+function random(n: number): number {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) % n;
+}
+
+/** Mostly plain lines of every length (words and their tails), with every kind of byte now and then. */
+function input(): Uint8Array {
+  const bytes: number[] = [];
+  const lines = 1 + random(40);
+  for (let l = 0; l < lines; l++) {
+    const n = random(5) === 0 ? random(80) : random(12);
+    for (let k = 0; k < n; k++) bytes.push(...(random(12) === 0 ? PIECES[random(PIECES.length)]! : PLAIN[random(PLAIN.length)]!));
+    bytes.push(10);
+  }
+  if (random(3) === 0) bytes.push(0x61, 0x62); // an unfinished last line
+  return new Uint8Array(bytes);
+}
+
+/** Feed bytes through a framer in random chunks, each at a random offset of its ArrayBuffer (word alignment varies). */
+function feed(framer: LineFramer, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.byteLength; ) {
+    const n = 1 + random(bytes.byteLength - at);
+    const pad = random(8);
+    const room = new Uint8Array(pad + n + random(8));
+    room.set(bytes.subarray(at, at + n), pad);
+    framer.push(room.subarray(pad, pad + n));
+    at += n;
+  }
+  framer.flush();
+}
+
+/** What o holds, emptied for the next round (the outputs are reused: each is a 2 MiB buffer). */
+const text = (o: Output) => {
+  const s = Buffer.from(o.buf.subarray(0, o.len)).toString("latin1");
+  o.len = 0;
+  return s;
+};
+const output = () => new Output(-1, () => {});
+const [want, got, wantJson, wantText, json, both, bothText] = [output(), output(), output(), output(), output(), output(), output()];
+const noTs = (s: string) => s.replace(/\{"ts":"[^"]*"/g, "{");
+const SENDERS: Sender[] = [fifoSender("fifo"), socketSender("socket", 12345, 0, 0), socketSender("@a", 1, 22, 333, 'n"c')];
+
+test("writeTextLines gives writeText's bytes for any input, chunking and alignment", () => {
+  for (let t = 0; t < 3000; t++) {
+    const from = SENDERS[t % SENDERS.length]!;
+    const max = [1, 3, 4, 5, 8, 31, 64, 65536][random(8)]!;
+    const bytes = input();
+    feed(new LineFramer(max, (b, s, e) => writeText(want, from, b, s, e), () => {}), bytes);
+    feed(
+      new LineFramer(max, (b, s, e) => writeText(got, from, b, s, e), () => {}, (b, s, e) => writeTextLines(got, from, b, s, e, max)),
+      bytes,
+    );
+    expect(text(got)).toBe(text(want));
+  }
+});
+
+test("writeJsonLines and writeJsonAndTextLines give writeJsonLine's (and writeText's) bytes for any input", () => {
+  for (let t = 0; t < 3000; t++) {
+    const from = SENDERS[t % SENDERS.length]!;
+    const max = [1, 3, 4, 5, 8, 31, 64, 65536][random(8)]!;
+    const bytes = input();
+    feed(
+      new LineFramer(max, (b, s, e) => (writeJsonLine(wantJson, from, b, s, e), writeText(wantText, from, b, s, e)), () => {}),
+      bytes,
+    );
+    feed(new LineFramer(max, (b, s, e) => void writeJsonLine(json, from, b, s, e), () => {}, (b, s, e) => writeJsonLines(json, from, b, s, e, max)), bytes);
+    const wj = noTs(text(wantJson));
+    const wt = text(wantText);
+    expect(noTs(text(json))).toBe(wj);
+    feed(
+      new LineFramer(
+        max,
+        (b, s, e) => (writeJsonLine(both, from, b, s, e), writeText(bothText, from, b, s, e)),
+        () => {},
+        (b, s, e) => writeJsonAndTextLines(both, bothText, from, b, s, e, max),
+      ),
+      bytes,
+    );
+    expect(noTs(text(both))).toBe(wj);
+    expect(text(bothText)).toBe(wt);
+  }
+});
