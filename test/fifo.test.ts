@@ -54,6 +54,28 @@ describe("fifo channel", () => {
     expect(seen.size).toBe(writers * per);
   });
 
+  test("an 800 KiB burst fits while postbox is stopped: the writer does not block", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, ["--no-socket"]);
+    process.kill(pb.pid, "SIGSTOP");
+    try {
+      // non-blocking writes of 4 KiB lines until the pipe is full (EAGAIN): the default pipe took 64 KiB
+      const r = await sh(dir.path, `exec 3<>fifo; python3 -c '
+import os, fcntl
+fcntl.fcntl(3, fcntl.F_SETFL, os.O_WRONLY | os.O_NONBLOCK)
+line, n = b"x" * 4095 + b"\\n", 0
+try:
+    while n < 200: os.write(3, line); n += 1
+except BlockingIOError: pass
+print(n)'`);
+      expect(r.stdout.trim()).toBe("200"); // 800 KiB
+    } finally {
+      process.kill(pb.pid, "SIGCONT");
+    }
+    const lines = await pb.waitLines(200);
+    expect(lines.every((l) => l === `fifo: ${"x".repeat(4095)}`)).toBe(true);
+  });
+
   test("idle CPU stays ~0 after writers come and go", async () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, ["--no-socket"]);

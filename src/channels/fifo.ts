@@ -4,7 +4,7 @@
 import { closeSync } from "node:fs";
 import { claimFifo, openClaimedFifo, releaseFifo } from "../endpoint.ts";
 import { PostboxError, reason } from "../errors.ts";
-import { setNonBlocking } from "../ffi/libc.ts";
+import { setNonBlocking, setPipeSize } from "../ffi/libc.ts";
 import { fifoSender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -22,6 +22,8 @@ export interface FifoOptions {
  * Claim the FIFO now (the endpoint module checks and holds it); it becomes
  * reachable — opened for reading — only at ready(), the postbox's last step.
  */
+const PIPE_BYTES = 1 << 20;
+
 export function openFifo(path: string, opts: FifoOptions, ctx: ChannelContext): ChannelHandle {
   const claim = claimFifo(path, opts.mode);
   let served: ChannelHandle | undefined;
@@ -33,6 +35,8 @@ export function openFifo(path: string, opts: FifoOptions, ctx: ChannelContext): 
     ready() {
       try {
         fd = openClaimedFifo(claim); // writers may write from now on: it is buffered in the pipe
+        // Room for a burst: a writer blocks (and both sides switch) 16 times less often than with 64 KiB.
+        setPipeSize(fd, PIPE_BYTES);
       } catch (err) {
         throw new PostboxError(`cannot open the fifo ${path}: ${reason(err)}`);
       }

@@ -44,6 +44,15 @@ export function setNonBlocking(fd: number): void {
 }
 
 const F_DUPFD_CLOEXEC = 1030;
+const F_SETPIPE_SZ = 1031;
+
+/**
+ * Ask for a pipe buffer of `bytes` (rounded up to a power of two pages by the kernel); false when
+ * refused (EPERM past /proc/sys/fs/pipe-max-size or the user's pipe-user-pages limit): the pipe keeps its size.
+ */
+export function setPipeSize(fd: number, bytes: number): boolean {
+  return c().fcntl(fd, F_SETPIPE_SZ, bytes) >= 0;
+}
 
 /** A second descriptor for the same open file (close-on-exec). */
 export function dupFd(fd: number): number {
