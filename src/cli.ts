@@ -11,6 +11,7 @@ import { log, setVerbosity } from "./log.ts";
 import { completionArgs, helpArgs, parseOperand, parseSend, parseServe, parseWait, takeColor } from "./options.ts";
 import { openPostbox, type Postbox, type Stop } from "./postbox.ts";
 import { selfCommand } from "./self.ts";
+import { normalJit } from "./startup.ts";
 import { send, stdinLines } from "./send.ts";
 import { didYouMean, helpText } from "./usage.ts";
 import { versionText } from "./version.ts";
@@ -39,6 +40,7 @@ async function serve(raw: string[]): Promise<number> {
   process.on("SIGHUP", () => box?.reopenStore()); // log rotation; a hangup never kills the postbox
   box = await openPostbox(opts);
   banner(box);
+  normalJit();
   const end = await Promise.race([signalled.then((sig): Stop => ({ why: sig, exitCode: EXIT.ok })), box.stopped]);
   log.debug(`closing: ${end.why}`);
   const failures = await box.close(); // each already reported on stderr
@@ -115,6 +117,7 @@ export async function runCli(argv: string[]): Promise<number> {
       process.stdout.write(helpText(named === null ? null : command(name)!, selfCommand(), paintFor(1)));
       return EXIT.ok;
     }
+    if (name !== "serve") normalJit(); // serve: once it is open
     return await RUN[name]!(rest);
   } catch (err) {
     if (err instanceof PostboxError) {
