@@ -1,13 +1,12 @@
 // Diagnostics for people: consola on stderr, level chosen explicitly (never from NODE_ENV/CI).
 import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
-import { formatWithOptions } from "node:util";
 import { paintFor } from "./color.ts";
 
 export type Verbosity = "quiet" | "normal" | "verbose";
 const LEVELS: Record<Verbosity, number> = { quiet: 1, normal: 3, verbose: 4 };
 
 function render(obj: LogObject): string {
-  const text = formatWithOptions({ colors: false }, ...obj.args);
+  const text = obj.args.map((a) => (typeof a === "string" ? a : Bun.inspect(a, { colors: false }))).join(" ");
   const paint = paintFor(2);
   switch (obj.type) {
     case "fatal":

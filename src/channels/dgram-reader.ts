@@ -5,7 +5,6 @@
 // batch, not one per datagram. At most MAX_IN_FLIGHT batches wait for the main
 // thread; past that the reader waits, the kernel queue fills and senders block:
 // memory stays bounded whatever they send.
-import { isMainThread } from "node:worker_threads";
 import { DatagramReceiver } from "../ffi/dgram.ts";
 import { reason } from "../errors.ts";
 
@@ -36,7 +35,7 @@ const GATHER_US = 50;
 const DRAIN_MAX = 4096;
 
 // The main thread imports this module for its types and RECORD_HEADER only.
-if (!isMainThread)
+if (!Bun.isMainThread)
   self.onmessage = (e: MessageEvent<ReaderSetup>) => {
     try {
       run(e.data);

@@ -5,12 +5,11 @@
 // bound socket follows its inode, so senders reach it by the new name from then
 // on and not before. An abstract name cannot be renamed: it is checked free at
 // the claim and bound at the gate (one syscall), its --mode applied per datagram.
-import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import { PostboxError, errnoName, reason } from "../errors.ts";
 import { bindUnix, probeDatagram } from "../ffi/dgram.ts";
 import { renameNoReplace } from "../ffi/libc.ts";
-import { identity, kindOf, lstatOrNull, removeIfSame, type Identity } from "./object.ts";
+import { identity, kindOf, lstatOrNull, randomHex, removeIfSame, type Identity } from "./object.ts";
 import { clearStale } from "./socket.ts";
 
 export interface DgramClaim {
@@ -63,7 +62,7 @@ const SUN_PATH_MAX = 107;
 
 /** A fresh name beside the path, unguessable; shorter when the path is near the socket path limit. */
 function temporaryName(address: string): string {
-  const hex = randomBytes(6).toString("hex");
+  const hex = randomHex(6);
   const beside = `${address}.${hex}.tmp`;
   return Buffer.byteLength(beside) <= SUN_PATH_MAX ? beside : join(dirname(address), `.${hex}`);
 }

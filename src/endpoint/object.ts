@@ -17,6 +17,11 @@ export interface Identity {
 
 export const identity = (st: Stats): Identity => ({ dev: st.dev, ino: st.ino });
 
+/** An unguessable name part: `bytes` random bytes as hex (Web Crypto; node:crypto is not loaded for it). */
+export function randomHex(bytes: number): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString("hex");
+}
+
 export function lstatOrNull(path: string): Stats | undefined {
   return lstatSync(path, { throwIfNoEntry: false });
 }

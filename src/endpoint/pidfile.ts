@@ -2,9 +2,8 @@
 // O_NOFOLLOW, an unpredictable name) and renamed into place; removed only if it
 // still is the file we wrote.
 import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from "node:fs";
-import { randomBytes } from "node:crypto";
 import { PostboxError, reason } from "../errors.ts";
-import { identity, lstatOrNull, NOFOLLOW, removeIfSame, type Identity } from "./object.ts";
+import { identity, lstatOrNull, NOFOLLOW, randomHex, removeIfSame, type Identity } from "./object.ts";
 
 export interface Pidfile {
   readonly path: string;
@@ -13,7 +12,7 @@ export interface Pidfile {
 
 /** The pid, written to a temp file beside `path`; commit() renames it into place. */
 export function preparePidfile(path: string): { commit(): Pidfile; discard(): void } {
-  const tmp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
+  const tmp = `${path}.${randomHex(8)}.tmp`;
   let id: Identity | undefined;
   const cannot = (err: unknown) => new PostboxError(`cannot write the pidfile ${path}: ${reason(err)}`);
   const discard = () => {

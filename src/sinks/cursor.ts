@@ -3,8 +3,7 @@
 // stream id that names this sequence. One fixed-size record at offset 0 of
 // `<store>.cursor`, rewritten in place and fdatasynced (a sector-sized write).
 import { constants, fdatasyncSync, readSync, writeSync, type Stats } from "node:fs";
-import { openOwnedFile } from "../endpoint.ts";
-import { randomBytes } from "node:crypto";
+import { openOwnedFile, randomHex } from "../endpoint.ts";
 import { PostboxError, reason } from "../errors.ts";
 
 export interface Cursor {
@@ -21,7 +20,7 @@ export interface Cursor {
 const SIZE = 256;
 
 export function newStream(): string {
-  return randomBytes(8).toString("hex");
+  return randomHex(8);
 }
 
 /**
