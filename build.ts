@@ -72,6 +72,10 @@ try {
       // (serve: once open): start-up code runs once, compiling it only costs time
       // and memory (measured: ~2.5 MiB less idle RSS, one JIT thread fewer).
       jitPolicy: 8,
+      // The bytecode a default serve runs from start to shutdown, laid out together
+      // at the front (recorded by `npm run order`): an idle postbox keeps less of
+      // its own bytecode resident (measured: ~1.4 MiB). Layout only, never behaviour.
+      bytecodeOrder: join(import.meta.dir, "bytecode.order"),
       ...(executablePath ? { executablePath } : {}),
     },
   });
