@@ -136,8 +136,12 @@ describe("signal channel", () => {
 // identities come from the kernel. When the kernel kept no siginfo at all (its
 // pending-signal queue was full) the sender is unknown.
 describe("honest identities", () => {
-  const forge = (pid: number, sig: string, value: number, claimedPid: number, claimedUid: number) =>
-    run([process.execPath, join(import.meta.dir, "helpers", "forge-sigqueue.ts"), String(pid), sig, String(value), String(claimedPid), String(claimedUid)]);
+  const forge = (pid: number, sig: string, value: number, claimedPid: number, claimedUid: number, count = 1, code?: number) =>
+    run([
+      process.execPath,
+      join(import.meta.dir, "helpers", "forge-sigqueue.ts"),
+      ...[pid, sig, value, claimedPid, claimedUid, count, ...(code === undefined ? [] : [code])].map(String),
+    ]);
 
   test("a forged sigqueue identity is marked claimed in --json; a kill() one is not", async () => {
     using dir = tempDir();
@@ -148,6 +152,25 @@ describe("honest identities", () => {
     expect(forged).toMatchObject({ pid: 1, uid: 0, value: 7, code: -1, claimed: true });
     expect(real).toMatchObject({ pid: k.pid, uid, value: 0, code: 0 });
     expect(real.claimed).toBeUndefined();
+  });
+
+  test("a burst of forged identities, most of it drained in batches, keeps each one's pid, uid and value; a poll layout has no uid", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...only, "--json", "--signals", "RTMIN,RTMIN+1"]);
+    const SI_TIMER = -2; // the kernel's layout for it puts the timer id and overrun where pid and uid are
+    const SI_SIGIO = -5; // a poll layout: si_band and si_fd where pid, uid and value are
+    expect((await forge(pb.pid, "RTMIN", 1, 4242, 4343, 500)).exitCode).toBe(0);
+    expect((await forge(pb.pid, "RTMIN+1", 1, 4444, 4545, 500, SI_TIMER)).exitCode).toBe(0);
+    expect((await forge(pb.pid, "RTMIN", 1001, 4646, 4747, 500, SI_SIGIO)).exitCode).toBe(0);
+    const recs = (await pb.waitLines(1500)).map((l) => JSON.parse(l));
+    // Sorted: two threads' handlers may each take part of a burst, and their batches interleave.
+    const by = (sig: string, code: number) => recs.filter((r) => r.sig === sig && r.code === code).sort((a, b) => a.value - b.value);
+    const expected = (first: number, pid: number, uid: number, code: number) =>
+      Array.from({ length: 500 }, (_, i) => ({ pid, uid, value: first + i, msg: String(first + i), code, claimed: true }));
+    const pick = (r: Record<string, unknown>) => ({ pid: r.pid, uid: r.uid, value: r.value, msg: r.msg, code: r.code, claimed: r.claimed });
+    expect(by("SIGRTMIN", -1).map(pick)).toEqual(expected(1, 4242, 4343, -1));
+    expect(by("SIGRTMIN+1", SI_TIMER).map(pick)).toEqual(expected(1, 4444, 4545, SI_TIMER));
+    expect(by("SIGRTMIN", SI_SIGIO).map(pick)).toEqual(expected(1001, 4646, 4294967295, SI_SIGIO));
   });
 
   test.skipIf(uid !== 0 || !have("setpriv"))(
