@@ -189,7 +189,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     for (const a of passed("socket")) channels.push(hub.adopt(a.fd, a.name));
     if (opts.socket !== null && passed("socket").length === 0) channels.push(await hub.listen(opts.socket));
     if (opts.abstract !== null) channels.push(await hub.listen(`@${opts.abstract}`));
-    if (trap) channels.push(openSignals(trap, opts.signals, ctx));
+    if (trap) channels.push(openSignals(trap, opts.signals, ctx, { fields: opts.json || opts.store !== null }));
     // After the signals: the mq's watcher thread inherits their blocked mask.
     const adopted = passed("mqueue")[0];
     if (adopted) channels.push(adoptMqueue(adopted.fd, adopted.name, ctx));

@@ -198,6 +198,31 @@ describe("honest identities", () => {
     },
   );
 
+  test("text: senders interleaving in bursts keep their own prefix; every int32 value prints right, in bulk and one by one", async () => {
+    for (const extra of [[], ["--count", "1201"]]) {
+      // --count takes the per-message path; without it whole runs of one sender go out in one pass
+      using dir = tempDir();
+      await using pb = await startPostbox(dir.path, [...only, "--signals", "USR1,RTMIN,RTMIN+1", ...extra]);
+      const low = -2147483648;
+      const high = 2147483647 - 599;
+      const sent = await Promise.all([
+        forge(pb.pid, "RTMIN", low, 11, 22, 600),
+        forge(pb.pid, "RTMIN", high, 33, 44, 300),
+        forge(pb.pid, "RTMIN+1", high + 300, 55, 66, 300),
+        run(["/bin/kill", "-USR1", String(pb.pid)]),
+      ]);
+      expect(sent.map((r) => r.exitCode)).toEqual([0, 0, 0, 0]);
+      const lines = await pb.waitLines(1201);
+      const want = [
+        ...Array.from({ length: 600 }, (_, i) => `signal[pid=11,uid=22,sig=SIGRTMIN]: ${low + i}`),
+        ...Array.from({ length: 300 }, (_, i) => `signal[pid=33,uid=44,sig=SIGRTMIN]: ${high + i}`),
+        ...Array.from({ length: 300 }, (_, i) => `signal[pid=55,uid=66,sig=SIGRTMIN+1]: ${high + 300 + i}`),
+        `signal[pid=${sent[3]!.pid},uid=${uid},sig=SIGUSR1]: 0`,
+      ];
+      expect(lines.toSorted()).toEqual(want.toSorted());
+    }
+  });
+
   test("text: an unknown sender is shown as pid=?,uid=?", async () => {
     const { signalSender } = await import("../src/format.ts");
     expect(signalSender(0, 0, "SIGUSR1", 0, 0).prefix).toBe("signal[pid=?,uid=?,sig=SIGUSR1]: ");

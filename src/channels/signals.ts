@@ -1,19 +1,38 @@
 // Signal channel: every listened signal arrives as a siginfo record through the
 // trap's pipe (see ffi/siginfo.ts) and is handled in the loop like any other fd.
 import { PostboxError, SysError, reason } from "../errors.ts";
-import { signalTrapLib, parseRecords, type SignalRecord, type SignalTrapLib } from "../ffi/siginfo.ts";
-import { signalIdentity, signalPrefix, signalSender } from "../format.ts";
+import {
+  signalTrapLib,
+  RecordSplitter,
+  RECORD_WORDS,
+  REC_CODE,
+  REC_PID,
+  REC_SIGNO,
+  REC_UID,
+  REC_VALUE,
+  type SignalTrapLib,
+} from "../ffi/siginfo.ts";
+import { signalIdentity, signalPrefix, signalSender, type Sender } from "../format.ts";
 import { processGid } from "../policy.ts";
 import { signalName } from "../signames.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { readFd, type FdReader } from "./reader.ts";
 import { log } from "../log.ts";
 
+/** Where the trap hands the records of the signals it was asked to route. */
+export interface RecordSink {
+  /** One record: words[at, at + RECORD_WORDS) (see ffi/siginfo.ts). */
+  take(words: Int32Array, at: number): void;
+  /** Nothing more for now: deliver what is held. Called before another sink takes a record, so order is kept. */
+  end(): void;
+}
+
 /** One record pipe for the process; channels subscribe per signal number. */
 export class SignalTrap {
-  private readonly handlers = new Map<number, (r: SignalRecord) => void>();
+  /** By signal number (1..64). */
+  private readonly sinks: (RecordSink | undefined)[] = new Array<RecordSink | undefined>(65).fill(undefined);
   private readonly reader: FdReader;
-  private tail: Uint8Array = new Uint8Array(0);
+  private readonly splitter = new RecordSplitter();
   private lost = 0;
 
   private constructor(
@@ -38,19 +57,19 @@ export class SignalTrap {
     return new SignalTrap(lib, ctx);
   }
 
-  /** Route `sig` to fn. The handler is installed now and stays for the life of the process. */
-  on(sig: number, fn: (r: SignalRecord) => void): void {
+  /** Route `sig` to sink. The handler is installed now and stays for the life of the process. */
+  on(sig: number, sink: RecordSink): void {
     try {
       this.lib.catch(sig);
     } catch (err) {
       throw new PostboxError(`cannot catch ${signalName(sig)}: ${reason(err)}`);
     }
-    this.handlers.set(sig, fn);
+    this.sinks[sig] = sink;
     log.debug(`signal ${signalName(sig)} (${sig}): SA_SIGINFO handler installed`);
   }
 
   off(sig: number): void {
-    this.handlers.delete(sig);
+    this.sinks[sig] = undefined;
   }
 
   /** Stop reading. Handlers stay installed: a listened signal must never kill us, even at exit. */
@@ -59,13 +78,18 @@ export class SignalTrap {
   }
 
   private onChunk(chunk: Uint8Array): void {
-    let data = chunk;
-    if (this.tail.byteLength > 0) {
-      data = new Uint8Array(this.tail.byteLength + chunk.byteLength);
-      data.set(this.tail);
-      data.set(chunk, this.tail.byteLength);
+    const words = this.splitter.words(chunk);
+    let last: RecordSink | undefined;
+    for (let at = 0; at < words.length; at += RECORD_WORDS) {
+      const sink = this.sinks[words[at + REC_SIGNO]!];
+      if (sink === undefined) continue;
+      if (sink !== last) {
+        last?.end();
+        last = sink;
+      }
+      sink.take(words, at);
     }
-    this.tail = parseRecords(data, (r) => this.handlers.get(r.signo)?.(r));
+    last?.end();
     const dropped = this.lib.dropped();
     if (dropped > this.lost) {
       this.ctx.warn(`signal pipe full: ${dropped - this.lost} signal(s) lost (${dropped} in all)`);
@@ -94,31 +118,150 @@ export function trapFailure(err: unknown): string {
   return `compiling the handler with bun:ffi cc() (TinyCC) failed: ${why} — please report it with \`uname -m\` and \`ldd --version\``;
 }
 
-export function openSignals(trap: SignalTrap, signals: readonly number[], ctx: ChannelContext): ChannelHandle {
-  const enc = new TextEncoder();
-  const digits = new Uint8Array(16);
-  // Text prefixes of recent senders: formatting one per signal would dominate a burst.
-  const prefixes = new Map<number, string>();
-  /** A sender the kernel did not record never passes an allow list; a claimed one is taken at its word. */
-  const allowed = (r: SignalRecord, unknown: boolean, name: string): boolean =>
-    unknown
-      ? ctx.allows(null, () => undefined, () => `${name} from an unknown sender (its siginfo was lost: RLIMIT_SIGPENDING used up)`)
-      : ctx.allows(r.uid, () => processGid(r.pid), () => `${name} from pid ${r.pid} (uid ${r.uid})`);
-  for (const sig of signals) {
-    const name = signalName(sig);
-    trap.on(sig, (r) => {
-      const unknown = signalIdentity(r.code, r.pid) === "unknown";
-      if (ctx.restricted && !allowed(r, unknown, name)) return;
-      const key = unknown ? sig : r.pid * 128 + sig; // uid follows from pid while the sender lives
-      let prefix = prefixes.get(key);
-      if (prefix === undefined || !(unknown || prefix.includes(`uid=${r.uid},`))) {
-        if (prefixes.size >= 1024) prefixes.clear();
-        prefixes.set(key, (prefix = signalPrefix(r.pid, r.uid, name, r.code)));
-      }
-      const n = enc.encodeInto(String(r.value), digits).written;
-      ctx.deliver(signalSender(r.pid, r.uid, name, r.value, r.code, prefix), digits, 0, n);
-    });
+export interface SignalOptions {
+  /** --json or --store: every signal needs its own Sender with all its fields (value, code). */
+  fields: boolean;
+}
+
+/** A value as decimal digits, at most this many ("-2147483648"). */
+const DIGITS_MAX = 11;
+
+/** Write v's decimal digits at b[at..]; returns the end. */
+function writeInt(b: Uint8Array, at: number, v: number): number {
+  if (v < 0) {
+    b[at++] = 45; // "-"
+    v = -v;
   }
+  const start = at;
+  do {
+    const q = Math.floor(v / 10);
+    b[at++] = 48 + v - q * 10;
+    v = q;
+  } while (v > 0);
+  for (let i = start, j = at - 1; i < j; i++, j--) {
+    const t = b[i]!;
+    b[i] = b[j]!;
+    b[j] = t;
+  }
+  return at;
+}
+
+type Identity = ReturnType<typeof signalIdentity>;
+
+/** A sender seen recently: its Sender is reused while pid, uid and identity stay the same. */
+interface Known {
+  sig: number;
+  pid: number;
+  uid: number;
+  identity: Identity;
+  /** Without value and code, which change per signal: enough for the text line, --rate and the allow lists. */
+  sender: Sender;
+}
+
+/**
+ * The signal channel's records → messages. Text with no limits (the common case)
+ * needs only the sender's prefix and the value's digits: consecutive signals of one
+ * sender are written as lines of digits into one buffer and handed on in one
+ * deliverLines call, with nothing allocated per signal. --json/--store give each
+ * signal its own Sender.
+ */
+class SignalLines implements RecordSink {
+  private readonly names: string[] = [];
+  private readonly known = new Map<number, Known>();
+  private last: Known | undefined;
+  /** Lines of digits of the current run (one sender), or a single value when delivered one by one. */
+  private readonly body = new Uint8Array(16 * 1024);
+  private len = 0;
+  private run: Sender | undefined;
+  private readonly restricted: boolean;
+  private readonly lines: ChannelContext["deliverLines"];
+
+  constructor(
+    signals: readonly number[],
+    private readonly ctx: ChannelContext,
+    private readonly fields: boolean,
+  ) {
+    for (const sig of signals) this.names[sig] = signalName(sig);
+    this.restricted = ctx.restricted;
+    // Without fields, deliverLines is the text path: it reads only the prefix of the Sender.
+    this.lines = fields ? undefined : ctx.deliverLines;
+  }
+
+  take(w: Int32Array, at: number): void {
+    const sig = w[at + REC_SIGNO]!;
+    const code = w[at + REC_CODE]!;
+    const pid = w[at + REC_PID]!;
+    const uid = w[at + REC_UID]! >>> 0;
+    const identity = signalIdentity(code, pid);
+    if (this.restricted && !this.allowed(sig, pid, uid, identity)) return;
+    let k = this.last;
+    if (k === undefined || k.pid !== pid || k.sig !== sig || k.uid !== uid || k.identity !== identity) k = this.lookup(sig, pid, uid, identity, code);
+    if (this.lines !== undefined) {
+      if (k.sender !== this.run || this.len + DIGITS_MAX + 1 > this.body.byteLength) {
+        this.end();
+        this.run = k.sender;
+      }
+      const end = writeInt(this.body, this.len, w[at + REC_VALUE]!);
+      this.body[end] = 10;
+      this.len = end + 1;
+      return;
+    }
+    const value = w[at + REC_VALUE]!;
+    const n = writeInt(this.body, 0, value);
+    let from = k.sender;
+    if (this.fields) {
+      from = signalSender(pid, uid, this.names[sig]!, value, code, k.sender.prefix);
+      from.prefixBytes = k.sender.prefixBytes ??= Buffer.from(k.sender.prefix, "latin1");
+    }
+    this.ctx.deliver(from, this.body, 0, n);
+  }
+
+  end(): void {
+    const lines = this.lines;
+    const from = this.run;
+    if (lines === undefined || from === undefined || this.len === 0) return;
+    let at = 0;
+    while (at < this.len) {
+      at = lines(from, this.body, at, this.len, DIGITS_MAX);
+      if (at < this.len) {
+        // A line the bulk path left to the per-line one (digits never need it)
+        const nl = this.body.indexOf(10, at);
+        this.ctx.deliver(from, this.body, at, nl);
+        at = nl + 1;
+      }
+    }
+    this.len = 0;
+  }
+
+  private lookup(sig: number, pid: number, uid: number, identity: Identity, code: number): Known {
+    const key = identity === "unknown" ? sig : pid * 128 + sig; // uid follows from pid while the sender lives
+    let k = this.known.get(key);
+    if (k === undefined || k.uid !== uid || k.identity !== identity) {
+      if (this.known.size >= 1024) this.known.clear();
+      const name = this.names[sig]!;
+      const prefix = signalPrefix(pid, uid, name, code);
+      const fields: Sender["fields"] =
+        identity === "unknown" ? { pid: null, uid: null, sig: name } : identity === "claimed" ? { pid, uid, sig: name, claimed: true } : { pid, uid, sig: name };
+      const fresh: Known = { sig, pid, uid, identity, sender: { channel: "signal", prefix, fields } };
+      this.known.set(key, fresh);
+      k = fresh;
+    }
+    this.last = k;
+    return k;
+  }
+
+  /** A sender the kernel did not record never passes an allow list; a claimed one is taken at its word. */
+  private allowed(sig: number, pid: number, uid: number, identity: Identity): boolean {
+    const name = this.names[sig]!;
+    return identity === "unknown"
+      ? this.ctx.allows(null, () => undefined, () => `${name} from an unknown sender (its siginfo was lost: RLIMIT_SIGPENDING used up)`)
+      : this.ctx.allows(uid, () => processGid(pid), () => `${name} from pid ${pid} (uid ${uid})`);
+  }
+}
+
+export function openSignals(trap: SignalTrap, signals: readonly number[], ctx: ChannelContext, opts: SignalOptions): ChannelHandle {
+  const sink = new SignalLines(signals, ctx, opts.fields);
+  for (const sig of signals) trap.on(sig, sink);
   const first = signals[0] === undefined ? "USR1" : signalName(signals[0]).replace(/^SIG/, "");
   return {
     kind: "signals",

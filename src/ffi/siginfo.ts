@@ -197,14 +197,13 @@ unsigned pb_dropped(void) { return dropped; }
 `;
 
 export const RECORD_BYTES = 24;
-
-export interface SignalRecord {
-  signo: number;
-  code: number;
-  pid: number;
-  uid: number;
-  value: number;
-}
+/** A record as int32 words (native byte order, as the trap wrote it): these offsets, then padding. uid is unsigned. */
+export const RECORD_WORDS = 6;
+export const REC_SIGNO = 0;
+export const REC_CODE = 1;
+export const REC_PID = 2;
+export const REC_UID = 3;
+export const REC_VALUE = 4;
 
 export interface SignalTrapLib {
   /** Read end of the record pipe. */
@@ -252,18 +251,30 @@ export function signalTrapLib(): SignalTrapLib {
   }
 }
 
-/** Split a chunk of the pipe into records; returns the unfinished tail to prepend next time. */
-export function parseRecords(chunk: Uint8Array, each: (r: SignalRecord) => void): Uint8Array {
-  const whole = chunk.byteLength - (chunk.byteLength % RECORD_BYTES);
-  const view = new DataView(chunk.buffer, chunk.byteOffset, whole);
-  for (let off = 0; off < whole; off += RECORD_BYTES) {
-    each({
-      signo: view.getInt32(off, true),
-      code: view.getInt32(off + 4, true),
-      pid: view.getInt32(off + 8, true),
-      uid: view.getUint32(off + 12, true),
-      value: view.getInt32(off + 16, true),
-    });
+/**
+ * The pipe's bytes as whole records of int32 words. A chunk is viewed in place
+ * when it is aligned and no record was split across reads (the usual case: the
+ * trap writes whole records); otherwise it is copied after the split record's start.
+ */
+const NONE = new Uint8Array(0);
+
+export class RecordSplitter {
+  private buf = new Uint8Array(0);
+  /** The start of a record split across reads (rare: the trap writes whole records). */
+  private split = NONE;
+
+  /** The whole records in chunk (after the split one of the last call); valid until the next call. */
+  words(chunk: Uint8Array): Int32Array {
+    let bytes = chunk;
+    if (this.split.byteLength > 0 || chunk.byteOffset % 4 !== 0) {
+      const n = this.split.byteLength + chunk.byteLength;
+      if (this.buf.byteLength < n) this.buf = new Uint8Array(n);
+      this.buf.set(this.split);
+      this.buf.set(chunk, this.split.byteLength);
+      bytes = this.buf.subarray(0, n);
+    }
+    const whole = bytes.byteLength - (bytes.byteLength % RECORD_BYTES);
+    this.split = whole === bytes.byteLength ? NONE : bytes.slice(whole);
+    return new Int32Array(bytes.buffer, bytes.byteOffset, whole / 4);
   }
-  return chunk.slice(whole);
 }
