@@ -21,10 +21,8 @@ import { log } from "../log.ts";
 
 /** Where the trap hands the records of the signals it was asked to route. */
 export interface RecordSink {
-  /** One record: words[at, at + RECORD_WORDS) (see ffi/siginfo.ts). */
-  take(words: Int32Array, at: number): void;
-  /** Nothing more for now: deliver what is held. Called before another sink takes a record, so order is kept. */
-  end(): void;
+  /** Records words[from, to), RECORD_WORDS each (see ffi/siginfo.ts): a run of consecutive ones for this sink. */
+  take(words: Int32Array, from: number, to: number): void;
 }
 
 /** One record pipe for the process; channels subscribe per signal number. */
@@ -79,17 +77,14 @@ export class SignalTrap {
 
   private onChunk(chunk: Uint8Array): void {
     const words = this.splitter.words(chunk);
-    let last: RecordSink | undefined;
-    for (let at = 0; at < words.length; at += RECORD_WORDS) {
-      const sink = this.sinks[words[at + REC_SIGNO]!];
-      if (sink === undefined) continue;
-      if (sink !== last) {
-        last?.end();
-        last = sink;
-      }
-      sink.take(words, at);
+    const sinks = this.sinks;
+    for (let at = 0; at < words.length; ) {
+      const sink = sinks[words[at + REC_SIGNO]!];
+      let to = at + RECORD_WORDS;
+      while (to < words.length && sinks[words[to + REC_SIGNO]!] === sink) to += RECORD_WORDS;
+      sink?.take(words, at, to);
+      at = to;
     }
-    last?.end();
     const dropped = this.lib.dropped();
     if (dropped > this.lost) {
       this.ctx.warn(`signal pipe full: ${dropped - this.lost} signal(s) lost (${dropped} in all)`);
@@ -126,24 +121,20 @@ export interface SignalOptions {
 /** A value as decimal digits, at most this many ("-2147483648"). */
 const DIGITS_MAX = 11;
 
-/** Write v's decimal digits at b[at..]; returns the end. */
+/** Write the int32 v's decimal digits at b[at..]; returns the end. */
 function writeInt(b: Uint8Array, at: number, v: number): number {
   if (v < 0) {
     b[at++] = 45; // "-"
     v = -v;
   }
-  const start = at;
+  const end = at + (v < 1e5 ? (v < 10 ? 1 : v < 100 ? 2 : v < 1e3 ? 3 : v < 1e4 ? 4 : 5) : v < 1e6 ? 6 : v < 1e7 ? 7 : v < 1e8 ? 8 : v < 1e9 ? 9 : 10);
+  let i = end;
   do {
-    const q = Math.floor(v / 10);
-    b[at++] = 48 + v - q * 10;
+    const q = (v / 10) | 0;
+    b[--i] = 48 + v - q * 10;
     v = q;
-  } while (v > 0);
-  for (let i = start, j = at - 1; i < j; i++, j--) {
-    const t = b[i]!;
-    b[i] = b[j]!;
-    b[j] = t;
-  }
-  return at;
+  } while (v !== 0);
+  return end;
 }
 
 type Identity = ReturnType<typeof signalIdentity>;
@@ -153,6 +144,8 @@ interface Known {
   sig: number;
   pid: number;
   uid: number;
+  /** si_code of its latest signal (only its identity matters; compared first, as it is cheaper) */
+  code: number;
   identity: Identity;
   /** Without value and code, which change per signal: enough for the text line, --rate and the allow lists. */
   sender: Sender;
@@ -163,16 +156,14 @@ interface Known {
  * needs only the sender's prefix and the value's digits: consecutive signals of one
  * sender are written as lines of digits into one buffer and handed on in one
  * deliverLines call, with nothing allocated per signal. --json/--store give each
- * signal its own Sender.
+ * signal its own Sender; allow lists and limits take them one by one.
  */
 class SignalLines implements RecordSink {
   private readonly names: string[] = [];
   private readonly known = new Map<number, Known>();
   private last: Known | undefined;
-  /** Lines of digits of the current run (one sender), or a single value when delivered one by one. */
+  /** Lines of digits of one run (one sender), or a single value when delivered one by one. */
   private readonly body = new Uint8Array(16 * 1024);
-  private len = 0;
-  private run: Sender | undefined;
   private readonly restricted: boolean;
   private readonly lines: ChannelContext["deliverLines"];
 
@@ -187,26 +178,57 @@ class SignalLines implements RecordSink {
     this.lines = fields ? undefined : ctx.deliverLines;
   }
 
-  take(w: Int32Array, at: number): void {
+  take(w: Int32Array, from: number, to: number): void {
+    if (this.lines === undefined || this.restricted) {
+      for (let at = from; at < to; at += RECORD_WORDS) this.one(w, at);
+      return;
+    }
+    const body = this.body;
+    let len = 0;
+    let run: Known | undefined;
+    let k = this.last;
+    for (let at = from; at < to; at += RECORD_WORDS) {
+      const sig = w[at + REC_SIGNO]!;
+      const code = w[at + REC_CODE]!;
+      const pid = w[at + REC_PID]!;
+      const uid = w[at + REC_UID]! >>> 0;
+      if (k === undefined || k.pid !== pid || k.code !== code || k.uid !== uid || k.sig !== sig) k = this.lookup(sig, code, pid, uid);
+      if (k !== run || len > body.byteLength - DIGITS_MAX - 1) {
+        if (run !== undefined) this.deliverLines(run.sender, len);
+        run = k;
+        len = 0;
+      }
+      len = writeInt(body, len, w[at + REC_VALUE]!);
+      body[len++] = 10;
+    }
+    if (run !== undefined) this.deliverLines(run.sender, len);
+  }
+
+  /** The lines of digits in body[0, len), all from one sender. */
+  private deliverLines(from: Sender, len: number): void {
+    const lines = this.lines!;
+    let at = 0;
+    while (at < len) {
+      at = lines(from, this.body, at, len, DIGITS_MAX);
+      if (at < len) {
+        // A line the bulk path left to the per-line one (digits never need it)
+        const nl = this.body.indexOf(10, at);
+        this.ctx.deliver(from, this.body, at, nl);
+        at = nl + 1;
+      }
+    }
+  }
+
+  /** One signal on its own: through the allow lists, with all its fields when they are written. */
+  private one(w: Int32Array, at: number): void {
     const sig = w[at + REC_SIGNO]!;
     const code = w[at + REC_CODE]!;
     const pid = w[at + REC_PID]!;
     const uid = w[at + REC_UID]! >>> 0;
-    const identity = signalIdentity(code, pid);
-    if (this.restricted && !this.allowed(sig, pid, uid, identity)) return;
-    let k = this.last;
-    if (k === undefined || k.pid !== pid || k.sig !== sig || k.uid !== uid || k.identity !== identity) k = this.lookup(sig, pid, uid, identity, code);
-    if (this.lines !== undefined) {
-      if (k.sender !== this.run || this.len + DIGITS_MAX + 1 > this.body.byteLength) {
-        this.end();
-        this.run = k.sender;
-      }
-      const end = writeInt(this.body, this.len, w[at + REC_VALUE]!);
-      this.body[end] = 10;
-      this.len = end + 1;
-      return;
-    }
     const value = w[at + REC_VALUE]!;
+    let k = this.last;
+    if (k === undefined || k.pid !== pid || k.code !== code || k.uid !== uid || k.sig !== sig) k = this.lookup(sig, code, pid, uid);
+    if (this.restricted && !this.allowed(k)) return;
     const n = writeInt(this.body, 0, value);
     let from = k.sender;
     if (this.fields) {
@@ -216,24 +238,8 @@ class SignalLines implements RecordSink {
     this.ctx.deliver(from, this.body, 0, n);
   }
 
-  end(): void {
-    const lines = this.lines;
-    const from = this.run;
-    if (lines === undefined || from === undefined || this.len === 0) return;
-    let at = 0;
-    while (at < this.len) {
-      at = lines(from, this.body, at, this.len, DIGITS_MAX);
-      if (at < this.len) {
-        // A line the bulk path left to the per-line one (digits never need it)
-        const nl = this.body.indexOf(10, at);
-        this.ctx.deliver(from, this.body, at, nl);
-        at = nl + 1;
-      }
-    }
-    this.len = 0;
-  }
-
-  private lookup(sig: number, pid: number, uid: number, identity: Identity, code: number): Known {
+  private lookup(sig: number, code: number, pid: number, uid: number): Known {
+    const identity = signalIdentity(code, pid);
     const key = identity === "unknown" ? sig : pid * 128 + sig; // uid follows from pid while the sender lives
     let k = this.known.get(key);
     if (k === undefined || k.uid !== uid || k.identity !== identity) {
@@ -242,20 +248,21 @@ class SignalLines implements RecordSink {
       const prefix = signalPrefix(pid, uid, name, code);
       const fields: Sender["fields"] =
         identity === "unknown" ? { pid: null, uid: null, sig: name } : identity === "claimed" ? { pid, uid, sig: name, claimed: true } : { pid, uid, sig: name };
-      const fresh: Known = { sig, pid, uid, identity, sender: { channel: "signal", prefix, fields } };
+      const fresh: Known = { sig, pid, uid, code, identity, sender: { channel: "signal", prefix, fields } };
       this.known.set(key, fresh);
       k = fresh;
     }
+    k.code = code;
     this.last = k;
     return k;
   }
 
   /** A sender the kernel did not record never passes an allow list; a claimed one is taken at its word. */
-  private allowed(sig: number, pid: number, uid: number, identity: Identity): boolean {
-    const name = this.names[sig]!;
-    return identity === "unknown"
+  private allowed(k: Known): boolean {
+    const name = this.names[k.sig]!;
+    return k.identity === "unknown"
       ? this.ctx.allows(null, () => undefined, () => `${name} from an unknown sender (its siginfo was lost: RLIMIT_SIGPENDING used up)`)
-      : this.ctx.allows(uid, () => processGid(pid), () => `${name} from pid ${pid} (uid ${uid})`);
+      : this.ctx.allows(k.uid, () => processGid(k.pid), () => `${name} from pid ${k.pid} (uid ${k.uid})`);
   }
 }
 
