@@ -12,7 +12,7 @@ import {
   REC_VALUE,
   type SignalTrapLib,
 } from "../ffi/siginfo.ts";
-import { signalIdentity, signalPrefix, signalSender, type Sender } from "../format.ts";
+import { prefixPiece, signalIdentity, signalPrefix, signalSender, type Sender } from "../format.ts";
 import { processGid } from "../policy.ts";
 import { signalName } from "../signames.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -233,7 +233,7 @@ class SignalLines implements RecordSink {
     let from = k.sender;
     if (this.fields) {
       from = signalSender(pid, uid, this.names[sig]!, value, code, k.sender.prefix);
-      from.prefixBytes = k.sender.prefixBytes ??= Buffer.from(k.sender.prefix, "latin1");
+      from.prefixPiece = prefixPiece(k.sender); // made once per sender, not per signal
     }
     this.ctx.deliver(from, this.body, 0, n);
   }
