@@ -5,7 +5,7 @@
 // adopts that fd again. Clients meanwhile wait in the kernel's queue.
 import { closeSync, readdirSync, readFileSync } from "node:fs";
 import type { SocketHandler } from "bun";
-import { dupFd } from "../ffi/libc.ts";
+import { dupFd, lowestFreeFd, openFdsIn } from "../ffi/libc.ts";
 
 interface BunListener {
   readonly fd: number;
@@ -70,9 +70,20 @@ export function openFileLimit(): number {
   }
 }
 
-/** Descriptors open in this process right now, or null when /proc cannot tell (EMFILE: none left to look). */
-export function openFds(): number | null {
+/**
+ * Descriptors open in this process right now, or null when it cannot tell
+ * (EMFILE: none left to look). `limit` is the soft RLIMIT_NOFILE; `known` how
+ * many the caller knows are open (its sockets). Every fd under the lowest free
+ * one is open (the kernel hands out the lowest), so only those above it are
+ * polled — a few near the limit. Reading /proc/self/fd costs ~50 times more per
+ * entry: it is for a wide range with few open (at start).
+ */
+export function openFds(limit: number, known = 0): number | null {
   try {
+    const low = lowestFreeFd();
+    if (low === null) return limit;
+    const range = limit - low - 1;
+    if (range <= 4096 || known >= range / 16) return low + openFdsIn(low + 1, limit);
     return readdirSync("/proc/self/fd").length - 1; // less the one readdir used
   } catch {
     return null;

@@ -59,9 +59,9 @@ export class SocketHub {
   /** Accepted sockets not closed yet, whatever their state. */
   private sockets = 0;
   /**
-   * Counting open fds reads /proc/self/fd (milliseconds with thousands open):
-   * after a count, `sockets` tells when the next one is due — each socket takes
-   * one fd, and what postbox opens itself fits in FD_SPARE.
+   * Counting open fds takes syscalls (see openFds): after a count, `sockets`
+   * tells when the next one is due — each socket takes one fd, and what
+   * postbox opens itself fits in FD_SPARE.
    */
   private fdCountAt = 0;
   /** While paused: count again once `sockets` is down to this. */
@@ -325,7 +325,7 @@ export class SocketHub {
 
   /** Refuse to start where the open-file limit leaves no room for clients (they would all hang). */
   private checkFdHeadroom(address: string): void {
-    const used = openFds();
+    const used = openFds(this.fdLimit);
     if (used === null || this.fdLimit - used >= FD_MIN_FREE) return;
     throw new PostboxError(
       `cannot serve ${address}: the open-file limit (ulimit -n ${this.fdLimit}) is too low: ${used} descriptors are in use before any client; raise it to at least ${used + FD_MIN_FREE}`,
@@ -339,7 +339,7 @@ export class SocketHub {
    */
   private nearFdLimit(): void {
     if (this.fdPaused) return;
-    const free = this.fdLimit - (openFds() ?? this.fdLimit);
+    const free = this.fdLimit - (openFds(this.fdLimit, this.sockets) ?? this.fdLimit);
     if (free > FD_SPARE) {
       this.fdCountAt = this.sockets + free - FD_SPARE;
       return;
@@ -360,7 +360,7 @@ export class SocketHub {
   /** A client left while paused: watch the listeners again once there is room. */
   private fdsFreed(): void {
     if (this.closing) return;
-    const free = this.fdLimit - (openFds() ?? this.fdLimit);
+    const free = this.fdLimit - (openFds(this.fdLimit, this.sockets) ?? this.fdLimit);
     if (free <= 2 * FD_SPARE) {
       this.fdRecountAt = Math.max(0, this.sockets - (2 * FD_SPARE + 1 - free));
       return;

@@ -174,6 +174,40 @@ export function peersFinished(fds: readonly number[]): boolean[] {
   return fds.map((_, i) => (events[4 * i + 3]! & (POLLRDHUP | POLLHUP)) !== 0);
 }
 
+/** The lowest free descriptor number (the next one open() would return), or null if none is free. */
+export function lowestFreeFd(): number | null {
+  const fd = c().eventfd(0, EFD_CLOEXEC);
+  if (fd < 0) {
+    if (errno() === constants.errno.EMFILE) return null;
+    fail("eventfd");
+  }
+  c().close(fd);
+  return fd;
+}
+
+/** Entries polled per ppoll call by openFdsIn (and the reused array's size). */
+const FD_POLL_CHUNK = 1024;
+let fdPoll: { fds: Int32Array; events: Int16Array } | undefined;
+
+/** How many of the descriptors from..to-1 are open: polled with no events (POLLNVAL: not open). */
+export function openFdsIn(from: number, to: number): number {
+  const poll = (fdPoll ??= (() => {
+    const fds = new Int32Array(2 * FD_POLL_CHUNK);
+    return { fds, events: new Int16Array(fds.buffer) };
+  })());
+  let open = 0;
+  for (; from < to; from += FD_POLL_CHUNK) {
+    const n = Math.min(FD_POLL_CHUNK, to - from);
+    for (let i = 0; i < n; i++) {
+      poll.fds[2 * i] = from + i;
+      poll.fds[2 * i + 1] = 0; // events 0, revents 0
+    }
+    ppollFds(poll.fds, n, 0, "open descriptors");
+    for (let i = 0; i < n; i++) if (!(poll.events[4 * i + 3]! & POLLNVAL)) open++;
+  }
+  return open;
+}
+
 /** The address a unix socket is bound to: a path, "@name" for an abstract one, "" if unnamed. */
 export function unixSocketName(fd: number): string {
   const addr = new Uint8Array(110); // struct sockaddr_un: sa_family_t + sun_path[108]
