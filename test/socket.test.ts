@@ -204,6 +204,34 @@ describe("socket channel", () => {
     await a.closed;
   });
 
+  test("clients that sent everything (more than one read) and hung up before they were accepted: every line once, in order", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, onlyFlags);
+    const path = join(dir.path, "socket");
+    // 96 KiB each: more than one read, a line cut at the read's end; the last line has no newline.
+    const body = (k: number) => Array.from({ length: 8000 }, (_, i) => `c${k}-${String(i).padStart(4, "0")}\n`).join("") + `c${k}-tail`;
+    process.kill(pb.pid, "SIGSTOP"); // not accepting: each client's bytes and EOF are queued first
+    let clients;
+    try {
+      clients = await Promise.all(Array.from({ length: 12 }, (_, k) => socketClient(path, k === 11 ? [] : [body(k)])));
+    } finally {
+      process.kill(pb.pid, "SIGCONT");
+    }
+    const late = await socketClient(path, ["late\n"]);
+    const lines = await pb.waitLines(11 * 8001 + 1);
+    await Promise.all([...clients, late].map((c) => c.closed));
+    const per = new Map<string, string[]>();
+    for (const l of lines) {
+      const m = /: (c\d+)-(.*)$/.exec(l);
+      if (m) per.set(m[1]!, [...(per.get(m[1]!) ?? []), m[2]!]);
+    }
+    expect(per.size).toBe(11);
+    const want = [...Array.from({ length: 8000 }, (_, i) => String(i).padStart(4, "0")), "tail"];
+    for (const seq of per.values()) expect(seq).toEqual(want);
+    expect(lines.filter((l) => l.endsWith(": late"))).toHaveLength(1);
+    expect(lines).toHaveLength(11 * 8001 + 1);
+  });
+
   test("--idle-timeout closes a silent client", async () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, [...onlyFlags, "--idle-timeout", "1"]);

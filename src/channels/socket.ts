@@ -4,7 +4,7 @@ import { readFileSync, readSync } from "node:fs";
 import type { Socket } from "bun";
 import { claimSocket, listenClaimed, peerMayPost, releaseSocket } from "../endpoint.ts";
 import { PostboxError, errnoName, reason } from "../errors.ts";
-import { closeFd, peerCred, peersFinished, unixSocketName, type PeerCred } from "../ffi/libc.ts";
+import { closeFd, peerCred, peersFinished, recvNow, unixSocketName, type PeerCred } from "../ffi/libc.ts";
 import { socketSender, type Sender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -71,8 +71,8 @@ export class SocketHub {
   private fdPaused = false;
   /** closeAll() ran: paused listeners stay paused until they close. */
   private closing = false;
-  /** For reading held clients at close only. */
-  private drainBuf: Buffer | undefined;
+  /** For reading clients as they are accepted, and held ones at close. */
+  private readBuf: Buffer | undefined;
 
   constructor(
     private readonly opts: SocketOptions,
@@ -194,7 +194,10 @@ export class SocketHub {
     if (!sender) return;
     s.data = { sender, framer: this.framer(sender), last: 0, halfClosed: false, closed: false };
     if (debugging) log.debug(`${sender.prefix.slice(0, -2)} connected`);
-    if (this.conns.size < this.opts.maxConnections) return this.admitted(s);
+    if (this.conns.size < this.opts.maxConnections) {
+      this.admitted(s);
+      return this.readAtOnce(s, fd);
+    }
     this.unsure.push(s);
     if (this.unsure.length === 1) setImmediate(() => this.sortOut());
   }
@@ -375,7 +378,7 @@ export class SocketHub {
     const c = s.data;
     if (!c || c.closed) return;
     const fd = fdOf(s);
-    const buf = (this.drainBuf ??= Buffer.alloc(64 << 10));
+    const buf = (this.readBuf ??= Buffer.alloc(64 << 10));
     try {
       for (let n; (n = readSync(fd, buf)) > 0; ) c.framer.push(buf.subarray(0, n));
     } catch (err) {
@@ -390,6 +393,34 @@ export class SocketHub {
       this.waiting.delete(s);
       this.admitted(s);
       s.resume();
+    }
+  }
+
+  /**
+   * A burst of connect-post-close clients is accepted whole before any of them
+   * is read, and most have sent everything and hung up by then: read a client
+   * as it is accepted and close it in the same turn, rather than hold thousands
+   * of sockets open until the loop gets round to them. Bun reads a socket only
+   * when the loop finds it readable (no read-ahead), so the order is kept; what
+   * is still to come, Bun reads as usual.
+   */
+  private readAtOnce(s: Client, fd: number): void {
+    const buf = (this.readBuf ??= Buffer.alloc(64 << 10));
+    for (let reads = 0; reads < 2; reads++) {
+      let n: number;
+      try {
+        n = recvNow(fd, buf);
+      } catch {
+        return; // Bun's own read meets the error and closes
+      }
+      if (n < 0) return; // nothing (more) yet
+      if (n === 0) {
+        this.finish(s);
+        closeGently(s);
+        return;
+      }
+      this.data(s, buf.subarray(0, n));
+      if (n === buf.byteLength) return; // more queued: Bun reads it in its turn
     }
   }
 
@@ -471,6 +502,14 @@ const FD_WATCH = 64;
 /** Bun's sockets have a working fd, missing from the typings. */
 function fdOf(s: Client): number {
   return (s as unknown as { fd: number }).fd;
+}
+
+/**
+ * Close as Bun does at EOF (epoll_ctl DEL, close): terminate() adds an SO_LINGER
+ * syscall and end() a TCP_CORK one. Bun's close() is missing from the typings.
+ */
+function closeGently(s: Client): void {
+  (s as unknown as { close(): void }).close();
 }
 
 function comm(pid: number): string | undefined {

@@ -174,6 +174,17 @@ export function peersFinished(fds: readonly number[]): boolean[] {
   return fds.map((_, i) => (events[4 * i + 3]! & (POLLRDHUP | POLLHUP)) !== 0);
 }
 
+const MSG_DONTWAIT = 0x40;
+
+/** recv(2) without waiting: the bytes read into buf, 0 at EOF, -1 when nothing is there yet. */
+export function recvNow(fd: number, buf: Uint8Array): number {
+  const n = Number(c().recv(fd, buf, buf.byteLength, MSG_DONTWAIT));
+  if (n >= 0) return n;
+  const e = errno();
+  if (e === constants.errno.EAGAIN || e === constants.errno.EINTR) return -1;
+  fail("recv", `fd ${fd}`, e);
+}
+
 /** The lowest free descriptor number (the next one open() would return), or null if none is free. */
 export function lowestFreeFd(): number | null {
   const fd = c().eventfd(0, EFD_CLOEXEC);
