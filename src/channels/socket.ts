@@ -21,13 +21,14 @@ export interface SocketOptions {
   withComm: boolean;
 }
 
-interface Conn {
-  sender: Sender;
-  framer: LineFramer;
+class Conn {
+  /** Made at the first data that does not end the connection (most clients never need one). */
+  framer: LineFramer | null = null;
   /** performance.now() of the last data. */
-  last: number;
-  halfClosed: boolean;
-  closed: boolean;
+  last = 0;
+  halfClosed = false;
+  closed = false;
+  constructor(readonly sender: Sender) {}
 }
 
 type Client = Socket<Conn | undefined>;
@@ -73,6 +74,9 @@ export class SocketHub {
   private closing = false;
   /** For reading clients as they are accepted, and held ones at close. */
   private readBuf: Buffer | undefined;
+  /** The framer of clients served at once, and whose lines it is framing. */
+  private oneShot: LineFramer | undefined;
+  private current: Sender | undefined;
 
   constructor(
     private readonly opts: SocketOptions,
@@ -192,12 +196,9 @@ export class SocketHub {
     if (this.conns.size + this.waiting.size + this.unsure.length >= WAIT_FACTOR * this.opts.maxConnections) return this.overflow(s);
     const sender = this.sender(s, fd, via, senders);
     if (!sender) return;
-    s.data = { sender, framer: this.framer(sender), last: 0, halfClosed: false, closed: false };
+    const c = (s.data = new Conn(sender));
     if (debugging) log.debug(`${sender.prefix.slice(0, -2)} connected`);
-    if (this.conns.size < this.opts.maxConnections) {
-      this.admitted(s);
-      return this.readAtOnce(s, fd);
-    }
+    if (this.conns.size < this.opts.maxConnections) return this.readAtOnce(s, fd, c);
     this.unsure.push(s);
     if (this.unsure.length === 1) setImmediate(() => this.sortOut());
   }
@@ -267,6 +268,17 @@ export class SocketHub {
     s.shutdown();
     setTimeout(() => s.terminate(), REFUSED_GRACE_MS).unref();
     return undefined;
+  }
+
+  /** One framer for every client served at once (see readAtOnce): its sender is `current`'s. */
+  private sharedFramer(): LineFramer {
+    const { ctx, opts } = this;
+    return new LineFramer(
+      opts.maxMessage,
+      (buf, start, end) => ctx.deliver(this.current!, buf, start, end),
+      () => ctx.warn(`${this.current!.prefix.slice(0, -2)} sent a line longer than ${opts.maxMessage} bytes; delivered in pieces`),
+      ctx.deliverLines && ((buf, start, stop) => ctx.deliverLines!(this.current!, buf, start, stop, opts.maxMessage)),
+    );
   }
 
   private framer(sender: Sender): LineFramer {
@@ -380,7 +392,7 @@ export class SocketHub {
     const fd = fdOf(s);
     const buf = (this.readBuf ??= Buffer.alloc(64 << 10));
     try {
-      for (let n; (n = readSync(fd, buf)) > 0; ) c.framer.push(buf.subarray(0, n));
+      for (let n; (n = readSync(fd, buf)) > 0; ) (c.framer ??= this.framer(c.sender)).push(buf.subarray(0, n));
     } catch (err) {
       if (errnoName(err) !== "EAGAIN") this.ctx.warn(`${c.sender.prefix.slice(0, -2)}: cannot read what it sent (${reason(err)})`);
     }
@@ -399,35 +411,45 @@ export class SocketHub {
   /**
    * A burst of connect-post-close clients is accepted whole before any of them
    * is read, and most have sent everything and hung up by then: read a client
-   * as it is accepted and close it in the same turn, rather than hold thousands
-   * of sockets open until the loop gets round to them. Bun reads a socket only
-   * when the loop finds it readable (no read-ahead), so the order is kept; what
-   * is still to come, Bun reads as usual.
+   * as it is accepted and, if it is done, serve and close it in the same turn
+   * (no framer, no timers, no place in conns) rather than hold thousands of
+   * sockets open until the loop gets round to them. Bun reads a socket only
+   * when the loop finds it readable (no read-ahead), so the order is kept;
+   * what is still to come, Bun reads as usual.
    */
-  private readAtOnce(s: Client, fd: number): void {
+  private readAtOnce(s: Client, fd: number, c: Conn): void {
     const buf = (this.readBuf ??= Buffer.alloc(64 << 10));
-    for (let reads = 0; reads < 2; reads++) {
-      let n: number;
-      try {
-        n = recvNow(fd, buf);
-      } catch {
-        return; // Bun's own read meets the error and closes
-      }
-      if (n < 0) return; // nothing (more) yet
-      if (n === 0) {
-        this.finish(s);
-        closeGently(s);
-        return;
-      }
-      this.data(s, buf.subarray(0, n));
-      if (n === buf.byteLength) return; // more queued: Bun reads it in its turn
+    let n = -1;
+    let eof = false;
+    try {
+      n = recvNow(fd, buf, 0);
+      if (n > 0 && n < buf.byteLength) {
+        const more = recvNow(fd, buf, n);
+        if (more > 0) n += more;
+        else eof = more === 0;
+      } else eof = n === 0;
+    } catch {
+      // Bun's own read meets the error and closes
     }
+    if (eof) {
+      c.closed = true;
+      if (n > 0) {
+        this.current = c.sender;
+        const framer = (this.oneShot ??= this.sharedFramer());
+        framer.push(buf.subarray(0, n));
+        framer.flush();
+      }
+      if (debugging) log.debug(`${c.sender.prefix.slice(0, -2)} closed`);
+      return closeGently(s);
+    }
+    this.admitted(s);
+    if (n > 0) this.data(s, buf.subarray(0, n));
   }
 
   private data(s: Client, chunk: Uint8Array): void {
     const c = s.data;
     if (!c || c.closed) return;
-    c.framer.push(chunk);
+    (c.framer ??= this.framer(c.sender)).push(chunk);
     c.last = performance.now();
     this.conns.delete(s); // keep conns in order of activity (see closeIdle)
     this.conns.add(s);
@@ -455,7 +477,7 @@ export class SocketHub {
       }
       this.lingering.delete(s);
       if (!c || c.closed) continue;
-      c.framer.flush();
+      c.framer?.flush();
       c.halfClosed = true;
       s.shutdown();
     }
@@ -467,11 +489,11 @@ export class SocketHub {
     const c = s.data;
     if (!c || c.closed) return;
     c.closed = true;
-    c.framer.flush();
+    c.framer?.flush();
     if (debugging) log.debug(`${c.sender.prefix.slice(0, -2)} closed`);
     this.lingering.delete(s);
     this.waiting.delete(s);
-    if (this.conns.delete(s)) this.admit();
+    if (this.conns.delete(s) && this.waiting.size > 0) this.admit();
   }
 
   /** At --max-connections: warn at once, then at most once a second with the count. */

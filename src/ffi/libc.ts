@@ -1,6 +1,7 @@
 // libc through bun:ffi (the table is core.ts's): files, descriptors, sockets'
 // peers, priorities, signals, message queues. Everything exported here is a
 // typed function that throws SysError (with the errno name) on failure.
+import { ptr } from "bun:ffi";
 import { readSync, writeSync } from "node:fs";
 import { constants, getPriority } from "node:os";
 import { SysError } from "../errors.ts";
@@ -176,9 +177,9 @@ export function peersFinished(fds: readonly number[]): boolean[] {
 
 const MSG_DONTWAIT = 0x40;
 
-/** recv(2) without waiting: the bytes read into buf, 0 at EOF, -1 when nothing is there yet. */
-export function recvNow(fd: number, buf: Uint8Array): number {
-  const n = Number(c().recv(fd, buf, buf.byteLength, MSG_DONTWAIT));
+/** recv(2) without waiting into buf[at…]: the bytes read, 0 at EOF, -1 when nothing is there yet. */
+export function recvNow(fd: number, buf: Uint8Array, at: number): number {
+  const n = Number(c().recv(fd, ptr(buf, at), buf.byteLength - at, MSG_DONTWAIT));
   if (n >= 0) return n;
   const e = errno();
   if (e === constants.errno.EAGAIN || e === constants.errno.EINTR) return -1;
