@@ -209,7 +209,7 @@ describe("socket channel", () => {
     await using pb = await startPostbox(dir.path, onlyFlags);
     const path = join(dir.path, "socket");
     // 96 KiB each: more than one read, a line cut at the read's end; the last line has no newline.
-    const body = (k: number) => Array.from({ length: 8000 }, (_, i) => `c${k}-${String(i).padStart(4, "0")}\n`).join("") + `c${k}-tail`;
+    const body = (k: number) => Array.from({ length: 800 }, (_, i) => `c${k}-${String(i).padStart(120, "0")}\n`).join("") + `c${k}-tail`;
     process.kill(pb.pid, "SIGSTOP"); // not accepting: each client's bytes and EOF are queued first
     let clients;
     try {
@@ -218,7 +218,7 @@ describe("socket channel", () => {
       process.kill(pb.pid, "SIGCONT");
     }
     const late = await socketClient(path, ["late\n"]);
-    const lines = await pb.waitLines(11 * 8001 + 1);
+    const lines = await pb.waitLines(11 * 801 + 1);
     await Promise.all([...clients, late].map((c) => c.closed));
     const per = new Map<string, string[]>();
     for (const l of lines) {
@@ -226,10 +226,10 @@ describe("socket channel", () => {
       if (m) per.set(m[1]!, [...(per.get(m[1]!) ?? []), m[2]!]);
     }
     expect(per.size).toBe(11);
-    const want = [...Array.from({ length: 8000 }, (_, i) => String(i).padStart(4, "0")), "tail"];
+    const want = [...Array.from({ length: 800 }, (_, i) => String(i).padStart(120, "0")), "tail"];
     for (const seq of per.values()) expect(seq).toEqual(want);
     expect(lines.filter((l) => l.endsWith(": late"))).toHaveLength(1);
-    expect(lines).toHaveLength(11 * 8001 + 1);
+    expect(lines).toHaveLength(11 * 801 + 1);
   });
 
   test("--idle-timeout closes a silent client", async () => {
@@ -255,6 +255,21 @@ describe("nothing buffered is dropped (issue #12)", () => {
     expect(end.exitCode).toBe(0);
     expect(end.stdout.split("\n").map((l) => l.replace(/^socket\[[^\]]+\]: /, ""))).toEqual(["first", "second", "unfinished", ""]);
     await Promise.all([idle.closed, waiting.closed]);
+  });
+
+  test("SIGTERM delivers the unfinished last line of every waiting client, each its own", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, [...onlyFlags, "--no-mq", "--max-connections", "1", "--linger", "0"]);
+    const path = join(dir.path, "socket");
+    const idle = await socketClient(path, [], { end: false }); // holds the only slot
+    const waiting = [];
+    for (const name of ["alpha", "beta", "gamma"]) waiting.push(await socketClient(path, [`${name} done\n${name} unfinished`], { end: false }));
+    await pb.waitStderr(/--max-connections 1 reached: new clients wait/);
+    const end = await pb.stop("SIGTERM");
+    expect(end.exitCode).toBe(0);
+    const msgs = end.stdout.split("\n").filter(Boolean).map((l) => l.replace(/^socket\[[^\]]+\]: /, ""));
+    expect(msgs.sort()).toEqual(["alpha done", "alpha unfinished", "beta done", "beta unfinished", "gamma done", "gamma unfinished"]);
+    await Promise.all([idle.closed, ...waiting.map((c) => c.closed)]);
   });
 });
 

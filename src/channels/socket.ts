@@ -72,8 +72,12 @@ export class SocketHub {
   private fdPaused = false;
   /** closeAll() ran: paused listeners stay paused until they close. */
   private closing = false;
-  /** For reading clients as they are accepted, and held ones at close. */
-  private readBuf: Buffer | undefined;
+  /**
+   * For reading clients as they are accepted, and held ones at close. Not a
+   * Buffer: the framer keeps an unfinished line with slice(), which copies
+   * only a plain Uint8Array (Buffer's is a view, overwritten by the next read).
+   */
+  private readBuf: Uint8Array | undefined;
   /** The framer of clients served at once, and whose lines it is framing. */
   private oneShot: LineFramer | undefined;
   private current: Sender | undefined;
@@ -390,7 +394,7 @@ export class SocketHub {
     const c = s.data;
     if (!c || c.closed) return;
     const fd = fdOf(s);
-    const buf = (this.readBuf ??= Buffer.alloc(64 << 10));
+    const buf = (this.readBuf ??= new Uint8Array(64 << 10));
     try {
       for (let n; (n = readSync(fd, buf)) > 0; ) (c.framer ??= this.framer(c.sender)).push(buf.subarray(0, n));
     } catch (err) {
@@ -418,7 +422,7 @@ export class SocketHub {
    * what is still to come, Bun reads as usual.
    */
   private readAtOnce(s: Client, fd: number, c: Conn): void {
-    const buf = (this.readBuf ??= Buffer.alloc(64 << 10));
+    const buf = (this.readBuf ??= new Uint8Array(64 << 10));
     let n = -1;
     let eof = false;
     try {
