@@ -232,6 +232,27 @@ describe("socket channel", () => {
     expect(lines).toHaveLength(11 * 801 + 1);
   });
 
+  test("a client served at once sees its connection end only once its line is on stdout (kill -9 then loses nothing)", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, onlyFlags);
+    const path = join(dir.path, "socket");
+    process.kill(pb.pid, "SIGSTOP"); // each client's line and EOF are queued before postbox looks
+    let clients;
+    try {
+      clients = await Promise.all(Array.from({ length: 300 }, (_, i) => socketClient(path, [`line ${i}\n`])));
+    } finally {
+      process.kill(pb.pid, "SIGCONT");
+    }
+    const seen = new Set<number>();
+    clients.forEach((c, i) => void c.closed.then(() => seen.add(i)));
+    await Promise.race(clients.map((c) => c.closed));
+    const ended = [...seen]; // these saw the end before the kill
+    const out = await pb.stop("SIGKILL");
+    expect(ended.length).toBeGreaterThan(0);
+    const printed = new Set(out.stdout.split("\n").map((l) => l.split(": ")[1]));
+    expect(ended.filter((i) => !printed.has(`line ${i}`))).toEqual([]);
+  });
+
   test("--idle-timeout closes a silent client", async () => {
     using dir = tempDir();
     await using pb = await startPostbox(dir.path, [...onlyFlags, "--idle-timeout", "1"]);

@@ -81,6 +81,8 @@ export class SocketHub {
   /** The framer of clients served at once, and whose lines it is framing. */
   private oneShot: LineFramer | undefined;
   private current: Sender | undefined;
+  /** Served at once, to be closed once their lines are written (see closeServed). */
+  private readonly served: Client[] = [];
 
   constructor(
     private readonly opts: SocketOptions,
@@ -181,6 +183,7 @@ export class SocketHub {
   /** Deliver every connection's unfinished line and drop the connections. */
   closeAll(): void {
     this.closing = true;
+    this.closeServed();
     // Clients still waiting for a slot were never read: what they sent is in the kernel.
     for (const s of [...this.unsure, ...this.waiting]) this.drainHeld(s);
     for (const s of [...this.unsure, ...this.waiting, ...this.conns]) {
@@ -358,6 +361,7 @@ export class SocketHub {
    */
   private nearFdLimit(): void {
     if (this.fdPaused) return;
+    this.closeServed(); // their fds first
     const free = this.fdLimit - (openFds(this.fdLimit, this.sockets) ?? this.fdLimit);
     if (free > FD_SPARE) {
       this.fdCountAt = this.sockets + free - FD_SPARE;
@@ -444,10 +448,25 @@ export class SocketHub {
         framer.flush();
       }
       if (debugging) log.debug(`${c.sender.prefix.slice(0, -2)} closed`);
-      return closeGently(s);
+      this.served.push(s);
+      if (this.served.length >= SERVED_BATCH) this.closeServed();
+      else if (this.served.length === 1) setImmediate(() => this.closeServed());
+      return;
     }
     this.admitted(s);
     if (n > 0) this.data(s, buf.subarray(0, n));
+  }
+
+  /**
+   * Close the clients served at once, after writing out their lines: a client
+   * that sees its connection end may count on them being out (`echo 2 | nc -N
+   * -U socket && kill -9 <postbox>` loses nothing). One write for a batch.
+   */
+  private closeServed(): void {
+    if (this.served.length === 0) return;
+    this.ctx.flush();
+    for (const s of this.served) closeGently(s);
+    this.served.length = 0;
   }
 
   private data(s: Client, chunk: Uint8Array): void {
@@ -518,6 +537,8 @@ export class SocketHub {
   }
 }
 
+/** Clients served at once that may wait for one write before they are closed (fds held meanwhile). */
+const SERVED_BATCH = 256;
 /** Free fds kept for what postbox opens itself (a /proc read, the store on SIGHUP, the listener's dup). */
 const FD_SPARE = 8;
 /** Free fds needed at start to serve at all: the spare ones and a few clients. */
