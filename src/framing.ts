@@ -91,7 +91,8 @@ export class LineFramer {
       this.warnOnce();
       for (; bytes.byteLength - off > this.max; off += this.max) this.onLine(bytes, off, off + this.max);
     }
-    this.partial = bytes.slice(off);
+    // A copy: Buffer's slice is a view, which would keep the whole chunk alive and see it reused.
+    this.partial = Uint8Array.prototype.slice.call(bytes, off);
   }
 
   private warnOnce(): void {

@@ -12,6 +12,15 @@ function framer(max = 8) {
 }
 
 describe("LineFramer", () => {
+  test("an unfinished line is kept as a copy, not a view of the chunk (a Buffer's slice is a view)", () => {
+    const { f, lines } = framer(64);
+    const chunk = Buffer.from("one\ntw");
+    f.push(chunk);
+    chunk.fill(0x78); // the reader reuses (or the GC keeps alive) what the kept line points into
+    f.push(enc("o\n"));
+    expect(lines).toEqual(["one", "two"]);
+  });
+
   test("splits lines, strips the newline, keeps empty lines", () => {
     const { f, lines } = framer();
     f.push(enc("a\n\nbc\n"));
