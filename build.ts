@@ -56,7 +56,7 @@ let result: Awaited<ReturnType<typeof Bun.build>>;
 try {
   result = await Bun.build({
     // the Worker threads (the forwarder's, the mq watcher's, the datagram reader) are their own entry points, embedded beside the CLI
-    entrypoints: ["./src/cli.ts", "./src/sinks/forward-worker.ts", "./src/channels/fdwatch-worker.ts", "./src/channels/dgram-reader.ts"],
+    entrypoints: ["./src/cli.ts", "./src/sinks/forward-worker.ts", "./src/channels/dgram-reader.ts"],
     target: "bun",
     format: "esm",
     minify: true,

@@ -122,6 +122,9 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     get taking() {
       return !done;
     },
+    get budget() {
+      return done ? 0 : opts.count === null ? Infinity : opts.count - counted;
+    },
     restricted: policy.restricted,
     allows: (uid, gid, who) => policy.allows(uid, gid, who),
   };

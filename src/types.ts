@@ -80,6 +80,8 @@ export interface ChannelContext {
   flush(): void;
   /** False once no more messages are taken (--count reached, stdout gone). */
   readonly taking: boolean;
+  /** How many more messages may be taken: what --count still counts (Infinity without it; 0 once not taking). */
+  readonly budget: number;
   /** --allow-uid/--allow-gid are set: only then is allows() worth its closures. */
   restricted: boolean;
   /** --allow-uid/--allow-gid: may this sender post (uid null: unknown, never)? Warns when not; gid and who are computed only when needed. */

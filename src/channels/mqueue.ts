@@ -1,30 +1,23 @@
 // POSIX message queue channel. On Linux an mqd_t is an fd that poll can watch:
-// readiness comes from the queue descriptor itself (a Worker blocks in ppoll on
-// it, see fdwatch.ts), never from signals. The main thread drains the queue, then
-// re-arms the watch; mq_notify(SIGEV_NONE) only claims the queue as its reader.
+// a native thread (ffi/mqreader.ts) blocks in ppoll on it, never on signals, takes
+// the messages and streams them in batches through a pipe the loop reads, as the
+// signal trap does. mq_notify(SIGEV_NONE) only claims the queue as its reader.
 import { fchmodSync } from "node:fs";
 import { ownedOrClosed } from "../endpoint.ts";
 import { PostboxError, SysError, reason } from "../errors.ts";
-import { mqClaim, mqClose, mqGetattr, mqOpen, mqReceive, mqStatus, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking, waitReadable } from "../ffi/libc.ts";
+import { mqClaim, mqClose, mqGetattr, mqOpen, mqStatus, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking } from "../ffi/libc.ts";
+import { REC, RECORD_HEADER, startMqReader, type MqReader } from "../ffi/mqreader.ts";
+import { errnoNameOf } from "../ffi/core.ts";
 import { mqueueSender, type Sender } from "../format.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { log } from "../log.ts";
 import { selfCommand } from "../self.ts";
-import { watchReadable, type FdWatch } from "./fdwatch.ts";
+import { readFd, type FdReader } from "./reader.ts";
 
-/** Messages taken per loop turn before yielding, so a flood cannot starve the other channels. */
-const BATCH = 1024;
-/** ...and the longest a loop turn may spend on the queue. */
-const TURN_MS = 2;
-/**
- * While the queue flows, how long to wait for a sender to refill it before we
- * hand it back to the watcher: first by asking again (a sender in step with us is
- * back within microseconds; being put to sleep and woken costs more), then in
- * ppoll (a sender blocked on a full 10-slot queue is back within ~100 µs, and a
- * wake-up round trip through the watcher per refill costs far more).
- */
-const SPIN_MS = 0.01;
-const REFILL_US = 200;
+/** Lines longer than this take the per-message path (the bulk path reserves room for one). */
+const LINE_MAX = 8192;
+/** With --count, the reader thread runs at most this far ahead of what is printed (and never past --count). */
+const AHEAD = 1 << 30;
 
 export interface MqueueOptions {
   mode: number;
@@ -70,9 +63,7 @@ export function adoptMqueue(mqd: number, name: string, ctx: ChannelContext): Cha
 function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHandle {
   // An existing queue keeps the attributes it was made with: size the buffer from it.
   const attr = mqGetattr(mqd);
-  const buf = new Uint8Array(attr.msgsize);
   log.debug(`mq ${name}: open, maxmsg ${attr.maxmsg}, msgsize ${attr.msgsize}, ${attr.curmsgs} waiting`);
-  const prio = new Uint32Array(1);
   const senders = new Map<number, Sender>(); // one per priority seen (at most MQ_PRIO_MAX)
   const sender = (p: number): Sender => {
     let s = senders.get(p);
@@ -82,82 +73,80 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
   let serving = true;
   /** mq_notify works here (under qemu-user it is ENOSYS: then another reader cannot be told). */
   let claims = true;
-  let polling: ReturnType<typeof setImmediate> | undefined;
+  const noClaims = (): void => {
+    claims = false;
+    ctx.warn(`mq ${name}: mq_notify is not available here (ENOSYS): another reader of the queue cannot be detected, and postbox wait --mq cannot see this one`);
+  };
+  /** With --count, the thread may take only what will be printed: the rest stays queued. */
+  const limited = ctx.budget !== Infinity;
+  let thread: MqReader | undefined;
+  let pipe: FdReader | undefined;
+  let delivered = 0;
+  let tail: Uint8Array | null = null;
+  let ended!: () => void;
+  const end = new Promise<void>((resolve) => (ended = resolve));
 
-  /** One message into buf (its length), or -1: the queue is empty, and stayed so if it was flowing. */
-  const next = (flowing: boolean, until: number): number => {
-    let n = mqReceive(mqd, buf, prio);
-    if (n >= 0 || !flowing) return n;
-    const spinUntil = Math.min(performance.now() + SPIN_MS, until);
-    while ((n = mqReceive(mqd, buf, prio)) < 0 && performance.now() < spinUntil);
-    if (n >= 0 || performance.now() >= until) return n;
-    ctx.flush(); // what we took must not wait with us
-    return waitReadable(mqd, REFILL_US) ? mqReceive(mqd, buf, prio) : -1;
-  };
-  /** Whether the last receive() stopped with the queue possibly not empty (its turn was used up). */
-  let more = false;
-  /**
-   * Take what the queue holds. Once more than one message came in this turn the
-   * queue is flowing and is given time to refill (see SPIN_MS) instead of
-   * returning to the loop; a trickle of lone messages never waits. Never takes a
-   * message that will not be printed (--count reached, stdout gone): it stays queued.
-   */
-  const receive = (): number => {
-    const until = performance.now() + TURN_MS;
-    let got = 0;
-    more = false;
-    while (serving && ctx.taking) {
-      if (got >= BATCH) {
-        more = true;
-        break;
-      }
-      const n = next(got > 1, until);
-      if (n < 0) {
-        more = got > 1 && performance.now() >= until;
-        break;
-      }
-      let end = n;
-      while (end > 0 && buf[end - 1] === 10) end--;
-      ctx.deliver(sender(prio[0]!), buf, 0, end);
-      got++;
+  /** Whole records of data[0, stop): each delivered as the thread took them; returns where the unfinished one starts. */
+  const records = (data: Uint8Array): number => {
+    let at = 0;
+    while (data.byteLength - at >= RECORD_HEADER) {
+      const kind = int32(data, at);
+      const prio = int32(data, at + 4);
+      const len = int32(data, at + 8);
+      const start = at + RECORD_HEADER;
+      const stop = start + len;
+      if (stop > data.byteLength) break;
+      at = stop;
+      if (kind === REC.lines) lines(sender(prio), data, start, stop);
+      else if (kind === REC.raw) {
+        ctx.deliver(sender(prio), data, start, stop);
+        delivered++;
+      } else if (kind === REC.claim && errnoNameOf(prio) === "ENOSYS") noClaims();
+      else if (kind === REC.claim) quit(errnoNameOf(prio) === "EBUSY" ? `another process${otherPid()} now reads it` : `mq_notify failed: ${errnoNameOf(prio)}`);
+      else quit(`${kind === REC.failed ? "mq_timedreceive" : `record kind ${kind}`}: ${errnoNameOf(prio)}`);
     }
-    return got;
+    return at;
   };
-  /**
-   * Claim the queue again: the kernel dropped our registration when a message
-   * landed on the empty queue. EBUSY means another process registered meanwhile.
-   */
-  const claim = (): void => {
-    if (!claims) return;
-    try {
-      mqClaim(mqd);
-    } catch (err) {
-      if (err instanceof SysError && err.code === "ENOSYS") {
-        claims = false;
-        ctx.warn(`mq ${name}: mq_notify is not available here (ENOSYS): another reader of the queue cannot be detected, and postbox wait --mq cannot see this one`);
-        return;
-      }
-      throw err;
+  /** Lines of one priority, each ending in "\n": in one pass where the sinks allow it. */
+  const lines = (from: Sender, data: Uint8Array, start: number, stop: number): void => {
+    const bulk = ctx.deliverLines;
+    while (start < stop) {
+      if (bulk) start = bulk(from, data, start, stop, LINE_MAX);
+      if (start >= stop) break;
+      const nl = data.indexOf(10, start);
+      ctx.deliver(from, data, start, nl);
+      delivered++;
+      start = nl + 1;
     }
   };
-  /** Take messages until the queue is empty, claim it, and hand it back to the watcher. */
-  const pump = (): void => {
-    polling = undefined;
+  const onChunk = (chunk: Uint8Array): void => {
+    let data = chunk;
+    if (tail !== null) {
+      data = new Uint8Array(tail.byteLength + chunk.byteLength);
+      data.set(tail);
+      data.set(chunk, tail.byteLength);
+      tail = null;
+    }
+    const at = records(data);
+    if (at < data.byteLength) tail = data.slice(at);
     if (!serving) return;
-    try {
-      receive();
-      if (more && serving && ctx.taking) {
-        polling = setImmediate(pump); // more may be waiting: let the other channels in first
-        return;
-      }
-      if (!serving || !ctx.taking) return; // nothing more is taken: no need to watch
-      claim();
-    } catch (err) {
-      stop(err instanceof SysError && err.code === "EBUSY" ? `another process${otherPid()} now reads it` : reason(err));
-      return;
-    }
-    watch?.rearm();
+    if (!ctx.taking) thread?.stop(); // nothing more is taken: the rest stays queued
+    else if (limited) thread?.allow(delivered + Math.min(ctx.budget, AHEAD));
   };
+  const onEnd = (): void => {
+    serving = false;
+    thread?.release();
+    mqClose(mqd); // drops our claim; the queue and its messages stay
+    ended();
+  };
+
+  /** No end of file will come: stop the thread; it may still hold the queue, so the mqd stays open. */
+  const onPipeFailed = (err: unknown): void => {
+    quit(`reading from its thread failed: ${reason(err)}`);
+    thread?.stop();
+    ended();
+  };
+
   const otherPid = (): string => {
     try {
       const pid = mqStatus(mqd).notifyPid;
@@ -166,17 +155,17 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
       return "";
     }
   };
-  const stop = (why: string): void => {
-    if (!serving) return;
-    ctx.warn(`mq ${name}: cannot read the queue any more (${why}); the mq channel stops`);
-    close();
-  };
-  const close = (): void => {
+  /** The thread ended by itself (it told why) or its pipe failed: say so; the pipe's end of file closes the rest. */
+  const quit = (why: string): void => {
     if (!serving) return;
     serving = false;
-    if (polling) clearImmediate(polling);
-    watch?.close();
-    mqClose(mqd); // drops our claim; the queue and its messages stay
+    ctx.warn(`mq ${name}: cannot read the queue any more (${why}); the mq channel stops`);
+  };
+  const close = (): Promise<void> => {
+    serving = false;
+    if (thread) thread.stop(); // it writes what it took, then its end of file comes
+    else if (!pipe) onEnd();
+    return end;
   };
 
   // Another reader is refused now, without claiming the queue ourselves: the
@@ -186,29 +175,36 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
     mqClose(mqd);
     throw new PostboxError(`cannot read the message queue ${name}: another process${reader} (a running postbox?) is already reading it`);
   }
-  let watch: FdWatch | undefined;
 
   return {
     kind: "mqueue",
     where: `${selfCommand()} send --mq ${name} 4`,
     ready() {
       try {
-        claim(); // EBUSY: another reader claimed it since
+        mqClaim(mqd); // EBUSY: another reader claimed it since
       } catch (err) {
         if (err instanceof SysError && err.code === "EBUSY")
           throw new PostboxError(`cannot read the message queue ${name}: another process${otherPid()} (a running postbox?) is already reading it`);
-        throw new PostboxError(`cannot watch the message queue ${name}: ${reason(err)}`);
+        if (err instanceof SysError && err.code === "ENOSYS") noClaims();
+        else throw new PostboxError(`cannot watch the message queue ${name}: ${reason(err)}`);
       }
       return () => {
+        if (!serving) return;
         try {
-          // Armed from the start: what arrives before the first drain is seen again after it.
-          watch = watchReadable(mqd, () => polling === undefined && pump(), stop);
+          // What was left while nobody read comes first, in the queue's priority order.
+          thread = startMqReader(mqd, attr.msgsize, { claims, limited });
         } catch (err) {
-          throw new PostboxError(`cannot watch the message queue ${name}: starting the watcher thread failed: ${reason(err)}`);
+          throw new PostboxError(`cannot read the message queue ${name}: starting the reader thread failed: ${reason(err)}`);
         }
-        pump(); // what was left while nobody read, in the queue's priority order
+        if (limited) thread.allow(Math.min(ctx.budget, AHEAD));
+        pipe = readFd(thread.fd, onChunk, onPipeFailed, onEnd);
       };
     },
     close,
   };
+}
+
+/** A little-endian int32 at any offset (records are packed). */
+function int32(b: Uint8Array, at: number): number {
+  return b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24);
 }

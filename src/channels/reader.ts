@@ -9,7 +9,8 @@ export interface FdReader {
 
 const BUF = 1 << 18;
 
-export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void): FdReader {
+/** onEnd runs at end of file (all writers gone), unless stop() came first. */
+export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void, onEnd?: () => void): FdReader {
   const reader = Bun.file(fd).stream().getReader();
   let reading = true;
 
@@ -39,7 +40,8 @@ export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError
   (async () => {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done || !reading) return;
+      if (!reading) return;
+      if (done) return onEnd?.();
       onChunk(value);
     }
   })().catch((err) => {

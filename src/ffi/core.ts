@@ -44,6 +44,13 @@ const symbols = {
   inotify_init1: { args: [i32], returns: i32 },
   inotify_add_watch: { args: [i32, ptr, u32], returns: i32 },
   inotify_rm_watch: { args: [i32, i32], returns: i32 },
+  pipe2: { args: [ptr, i32], returns: i32 },
+  pthread_attr_init: { args: [ptr], returns: i32 },
+  pthread_attr_setdetachstate: { args: [ptr, i32], returns: i32 },
+  pthread_attr_setsigmask_np: { args: [ptr, ptr], returns: i32 },
+  pthread_attr_setstacksize: { args: [ptr, u64], returns: i32 },
+  pthread_attr_destroy: { args: [ptr], returns: i32 },
+  pthread_create: { args: [ptr, ptr, ptr, ptr], returns: i32 },
 } as const;
 
 type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];

@@ -104,40 +104,9 @@ export function niceThisThread(increment: number): void {
   if (c().setpriority(PRIO_PROCESS, tid, nice) !== 0) fail("setpriority");
 }
 
-const POLLIN = 0x1;
 const POLLHUP = 0x10;
-const POLLNVAL = 0x20;
 const POLLRDHUP = 0x2000;
 
-
-const onePollFd = new Int32Array(2); // reused: one call per refill of a flowing queue
-const onePollEvents = new Int16Array(onePollFd.buffer);
-
-/** Wait up to `microseconds` for fd to become readable; false on timeout or a signal. */
-export function waitReadable(fd: number, microseconds: number): boolean {
-  onePollFd[0] = fd;
-  onePollEvents[2] = POLLIN;
-  onePollEvents[3] = 0;
-  return ppollFds(onePollFd, 1, microseconds, `fd ${fd}`) > 0;
-}
-
-const twoPollFds = new Int32Array(4); // reused: one call per wake-up of a watcher thread
-const twoPollEvents = new Int16Array(twoPollFds.buffer);
-
-/**
- * Block (a Worker's thread, never the event loop) until fd is readable or `wake`
- * is: "woken" when wake is, whatever fd says; null when a signal interrupted.
- */
-export function waitReadableOrWoken(fd: number, wake: number): "readable" | "woken" | null {
-  twoPollFds[0] = fd;
-  twoPollFds[2] = wake;
-  twoPollEvents[2] = twoPollEvents[6] = POLLIN;
-  twoPollEvents[3] = twoPollEvents[7] = 0;
-  if (ppollFds(twoPollFds, 2, Infinity, `fd ${fd}`) === 0) return null;
-  if (twoPollEvents[7] !== 0) return "woken";
-  if (twoPollEvents[3]! & POLLNVAL) throw new SysError("ppoll", "EBADF", constants.errno.EBADF, `fd ${fd}`);
-  return twoPollEvents[3] !== 0 ? "readable" : null; // POLLERR/POLLHUP too: the reader finds out why
-}
 
 const EFD_CLOEXEC = 0o2000000;
 
@@ -315,14 +284,6 @@ export function mqGetattr(mqd: number): MqAttr {
   const a = new BigInt64Array(8);
   if (c().mq_getattr(mqd, a) !== 0) fail("mq_getattr");
   return { flags: Number(a[0]), maxmsg: Number(a[1]), msgsize: Number(a[2]), curmsgs: Number(a[3]) };
-}
-
-/** Receive one message into buf; returns its length, or -1 when the queue is empty (EAGAIN). */
-export function mqReceive(mqd: number, buf: Uint8Array, prio: Uint32Array): number {
-  const n = Number(c().mq_receive(mqd, buf, buf.byteLength, prio));
-  if (n >= 0) return n;
-  if (errno() === constants.errno.EAGAIN) return -1;
-  fail("mq_receive");
 }
 
 /** Send one message; returns false when the queue is full and the mqd is non-blocking. */

@@ -1,0 +1,344 @@
+// The message queue's reader thread: a header-free C function, compiled at start
+// with bun:ffi's cc() (TinyCC, -nostdlib: raw system calls only, as the signal
+// trap), started with pthread_create from libc.so.6. It blocks in ppoll on the
+// queue, takes what is queued with mq_timedreceive and streams it in batches of
+// records into a pipe the event loop reads. The kernel's pipe bounds how far it
+// runs ahead: when the loop does not read (a slow stdout), it waits and the queue
+// fills, so its senders block. A JS Worker would cost ~4 MiB and a start-up.
+import { cc, type Pointer } from "bun:ffi";
+import { closeSync, writeFileSync } from "node:fs";
+import { SysError } from "../errors.ts";
+import { c, errnoNameOf, fail } from "./core.ts";
+import { closeFd, eventFd, memfdCreate, raiseEventFd } from "./libc.ts";
+
+/** The thread's C source (exported for the tests, which check it compiles for arm64 too). */
+export const MQREADER_SOURCE = String.raw`
+/*
+ * -nostdlib: nothing is linked (no libc.so link script, no headers). TinyCC
+ * turns struct copies and zeroed initialisers into memcpy/memset calls, which
+ * nothing here links: everything is set field by field.
+ */
+long rawsys(long a, long b, long c, long d, long e, long nr);
+
+#if defined(__x86_64__)
+/* the arguments arrive in rdi, rsi, rdx, rcx, r8, r9; the kernel wants r10 for the 4th and the number in rax */
+__asm__(".text\n.global rawsys\nrawsys:\n mov %r9, %rax\n mov %rcx, %r10\n syscall\n ret\n");
+#define SYS_READ 0
+#define SYS_WRITE 1
+#define SYS_CLOSE 3
+#define SYS_RT_SIGPROCMASK 14
+#define SYS_MQ_TIMEDRECEIVE 243
+#define SYS_MQ_NOTIFY 244
+#define SYS_PPOLL 271
+#elif defined(__aarch64__)
+/* TinyCC has no arm64 instructions in inline asm, but it places words: mov x8, x5; svc #0; ret */
+__asm__(".text\n.global rawsys\nrawsys:\n.int 0xaa0503e8\n.int 0xd4000001\n.int 0xd65f03c0\n");
+#define SYS_READ 63
+#define SYS_WRITE 64
+#define SYS_CLOSE 57
+#define SYS_RT_SIGPROCMASK 135
+#define SYS_MQ_TIMEDRECEIVE 183
+#define SYS_MQ_NOTIFY 184
+#define SYS_PPOLL 73
+#else
+#error "postbox's mq reader knows x86_64 and aarch64"
+#endif
+
+#define EINTR 4
+#define EAGAIN 11
+#define ENOSYS 38
+#define POLLIN 1
+#define POLLOUT 4
+/* While the queue flows, how long and how often to wait for a refill before writing what was taken. */
+#define REFILL_NS 200000
+#define REFILLS 8
+
+/* Shared with JS (an Int32Array over the same memory); the batch buffer follows at +64. */
+struct pb_mq {
+  int mqd, out, ctl, msgsize;
+  int bufsize, flush_at, claims, limited;
+  volatile int stop;                /* set by JS, then ctl raised */
+  volatile unsigned allowed;        /* limited: how many messages may be taken in all */
+  unsigned taken;
+};
+struct pb_pollfd { int fd; short events, revents; };
+struct pb_timespec { long sec, nsec; };
+struct pb_sigevent { long value; int signo, notify; int pad[12]; };
+
+/* Records: kind, prio, length (little-endian int32 each), then length bytes. */
+#define LINES 0   /* lines of one priority, each ending in \n (the messages without a \n inside) */
+#define RAW 1     /* one message with a \n inside, its trailing \n stripped */
+#define CLAIM 2   /* mq_notify failed with errno prio; ENOSYS: goes on unclaimed, else: the end */
+#define FAILED 3  /* mq_timedreceive or ppoll failed with errno prio: the end */
+
+static void put32(unsigned char *p, int v) { p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24; }
+static void header(unsigned char *p, int kind, int prio, int len) { put32(p, kind); put32(p + 4, prio); put32(p + 8, len); }
+
+static int wait_for(int fd, int events) {
+  struct pb_pollfd p;
+  p.fd = fd; p.events = events; p.revents = 0;
+  return (int) rawsys((long) &p, 1, 0, 0, 8, SYS_PPOLL);
+}
+
+/* Wait until fd is readable or ctl is raised (ctl is reset then), at most ns (-1: no limit); > 0 when one is. */
+static long wait_two(int fd, int ctl, long ns) {
+  struct pb_pollfd p[2];
+  struct pb_timespec t;
+  unsigned long counter;
+  long r;
+  t.sec = 0; t.nsec = ns;
+  p[0].fd = fd; p[0].events = POLLIN; p[0].revents = 0;
+  p[1].fd = ctl; p[1].events = POLLIN; p[1].revents = 0;
+  r = rawsys((long) p, 2, ns < 0 ? 0 : (long) &t, 0, 8, SYS_PPOLL);
+  if (r > 0 && p[1].revents) rawsys(ctl, (long) &counter, 8, 0, 0, SYS_READ);
+  return r;
+}
+
+/* Write buf[0, len) whole (waiting while the pipe is full: the loop is behind); 0 or -errno. */
+static int flush(struct pb_mq *m, unsigned char *buf, int len) {
+  int off = 0;
+  long w;
+  while (off < len) {
+    w = rawsys(m->out, (long) (buf + off), len - off, 0, 0, SYS_WRITE);
+    if (w > 0) off += (int) w;
+    else if (w == -EAGAIN) wait_for(m->out, POLLOUT);
+    else if (w != -EINTR) return (int) w;
+  }
+  return 0;
+}
+
+/* Claim the queue again: the kernel drops the registration when a message lands on the empty queue. */
+static int claim(int mqd) {
+  struct pb_sigevent ev;
+  int i;
+  ev.value = 0; ev.signo = 0; ev.notify = 1; /* SIGEV_NONE */
+  for (i = 0; i < 12; i++) ev.pad[i] = 0;
+  rawsys(mqd, 0, 0, 0, 0, SYS_MQ_NOTIFY); /* our old registration: the kernel says EBUSY to it too */
+  return (int) rawsys(mqd, (long) &ev, 0, 0, 0, SYS_MQ_NOTIFY);
+}
+
+/* Whether b[0, n) holds a \n: eight bytes at a time (TinyCC's byte loops are slow). */
+static int has_newline(unsigned char *b, int n) {
+  unsigned long x;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    x = *(unsigned long *) (b + i) ^ 0x0a0a0a0a0a0a0a0aUL;
+    if ((x - 0x0101010101010101UL) & ~x & 0x8080808080808080UL) return 1;
+  }
+  for (; i < n; i++) if (b[i] == 10) return 1;
+  return 0;
+}
+
+/*
+ * Messages go into buf back to back: a message of the open LINES record's
+ * priority is received right after it, so it costs one \n and no copy; any
+ * other starts a record and is moved forward by a header (rare).
+ */
+static void *run(void *arg) {
+  struct pb_mq *m = arg;
+  unsigned char *buf = (unsigned char *) m + 64, *b;
+  unsigned long all = ~0UL;
+  unsigned prio, run_prio = 0;
+  unsigned long counter;
+  int len = 0, run = -1, n, i, rc = 0, got = 0, refills = 0, out = m->out, mqd = m->mqd, msgsize = m->msgsize;
+  long r;
+  rawsys(0 /* SIG_BLOCK */, (long) &all, 0, 8, 0, SYS_RT_SIGPROCMASK); /* created blocked already; never a signal here */
+  while (!m->stop && rc >= 0) {
+    if (m->limited && (int) (m->allowed - m->taken) <= 0) {
+      if (run >= 0) { header(buf + run, LINES, run_prio, len - run - 12); run = -1; }
+      if (len > 0 && (rc = flush(m, buf, len)) < 0) break;
+      len = 0; got = 0; refills = 0;
+      wait_for(m->ctl, POLLIN);
+      rawsys(m->ctl, (long) &counter, 8, 0, 0, SYS_READ);
+      continue;
+    }
+    if (len + 12 + msgsize + 1 > m->bufsize) {
+      if (run >= 0) { header(buf + run, LINES, run_prio, len - run - 12); run = -1; }
+      if ((rc = flush(m, buf, len)) < 0) break;
+      len = 0; got = 0; refills = 0;
+    }
+    b = run >= 0 ? buf + len : buf + len + 12;
+    r = rawsys(mqd, (long) b, msgsize, (long) &prio, 0, SYS_MQ_TIMEDRECEIVE);
+    if (r >= 0) {
+      m->taken++;
+      got++;
+      n = (int) r;
+      while (n > 0 && b[n - 1] == 10) n--;
+      if (run >= 0 && prio == run_prio && !has_newline(b, n)) {
+        b[n] = 10;
+        len += n + 1;
+      } else {
+        if (run >= 0) { /* a record of its own: make room for its header */
+          header(buf + run, LINES, run_prio, len - run - 12);
+          run = -1;
+          for (i = n; i-- > 0;) b[i + 12] = b[i];
+          b += 12;
+        }
+        if (has_newline(b, n)) {
+          header(buf + len, RAW, prio, n);
+          len += 12 + n;
+        } else {
+          b[n] = 10;
+          run = len; run_prio = prio;
+          len += 12 + n + 1;
+        }
+      }
+      if (len >= m->flush_at) {
+        if (run >= 0) { header(buf + run, LINES, run_prio, len - run - 12); run = -1; }
+        rc = flush(m, buf, len);
+        len = 0; got = 0; refills = 0;
+      }
+      continue;
+    }
+    if (r == -EINTR) continue;
+    if (r == -EAGAIN && got > 1 && refills < REFILLS) {
+      /* Flowing: a sender blocked on the full queue is back within ~100 µs; waking the loop per refill costs more. */
+      refills++;
+      if (wait_two(mqd, m->ctl, REFILL_NS) > 0) continue;
+    }
+    if (run >= 0) { header(buf + run, LINES, run_prio, len - run - 12); run = -1; }
+    if (r != -EAGAIN) { header(buf + len, FAILED, (int) -r, 0); len += 12; break; }
+    if (len > 0) { rc = flush(m, buf, len); len = 0; got = 0; refills = 0; continue; } /* and look again before sleeping */
+    if (m->claims && (rc = claim(mqd)) < 0) {
+      header(buf + len, CLAIM, -rc, 0); len += 12;
+      if (rc != -ENOSYS) break;
+      m->claims = 0; rc = 0;
+      continue;
+    }
+    r = wait_two(mqd, m->ctl, -1);
+    if (r < 0 && r != -EINTR) { header(buf + len, FAILED, (int) -r, 0); len += 12; break; }
+  }
+  if (run >= 0) header(buf + run, LINES, run_prio, len - run - 12);
+  if (len > 0) flush(m, buf, len);
+  rawsys(out, 0, 0, 0, 0, SYS_CLOSE); /* the loop's end of file; m is not touched after it */
+  return 0;
+}
+
+void *pb_mq_entry(void) { return (void *) run; }
+`;
+
+/** Record kinds, as the C source numbers them. */
+export const REC = { lines: 0, raw: 1, claim: 2, failed: 3 } as const;
+export const RECORD_HEADER = 12;
+
+/** Fields of struct pb_mq, as Int32Array indices. */
+const F = { mqd: 0, out: 1, ctl: 2, msgsize: 3, bufsize: 4, flushAt: 5, claims: 6, limited: 7, stop: 8, allowed: 9, taken: 10 } as const;
+const HEADER_BYTES = 64;
+/** A batch is written once it holds this much (or the queue is empty): few writes, little delay. */
+const FLUSH_AT = 16 << 10;
+const PIPE_BYTES = 1 << 20;
+
+export interface MqReader {
+  /** Read end of the record pipe (non-blocking); end of file once the thread is done. */
+  readonly fd: number;
+  /** Limited mode: let the thread take up to `total` messages in all (it waits for more). */
+  allow(total: number): void;
+  /** Ask the thread to stop: it writes what it holds, closes the pipe and ends. */
+  stop(): void;
+  /** Free what the thread shared with us, and the pipe: only once it said end of file (the thread is done). */
+  release(): void;
+}
+
+let entry: Pointer | bigint | undefined;
+let compiled: unknown; // held for good: the code must outlive every thread running it
+
+/** Compile once per process (cc() cannot read the compiled binary's /$bunfs: a memfd). */
+function threadEntry(): Pointer | bigint {
+  if (entry !== undefined) return entry;
+  const memfd = memfdCreate("postbox-mqreader.c");
+  try {
+    writeFileSync(memfd, MQREADER_SOURCE);
+    const lib = cc({ source: `/proc/self/fd/${memfd}`, symbols: { pb_mq_entry: { args: [], returns: "ptr" } }, flags: ["-nostdlib"] });
+    compiled = lib;
+    const p = lib.symbols.pb_mq_entry();
+    if (p === null) throw new Error("cc() gave no entry point");
+    entry = p;
+    return p;
+  } finally {
+    closeSync(memfd);
+  }
+}
+
+const PTHREAD_CREATE_DETACHED = 1;
+const STACK_BYTES = 64 << 10;
+
+/**
+ * Start the reader thread on mqd (non-blocking, claimed unless `claims` is false).
+ * limited: it takes nothing beyond what allow() lets it. Throws SysError, or Error
+ * when TinyCC fails.
+ */
+export function startMqReader(mqd: number, msgsize: number, opts: { claims: boolean; limited: boolean }): MqReader {
+  const start = threadEntry();
+  const pipe = new Int32Array(2);
+  if (c().pipe2(pipe, O_NONBLOCK_CLOEXEC) !== 0) fail("pipe2");
+  const [readFd, writeFd] = [pipe[0]!, pipe[1]!];
+  c().fcntl(writeFd, F_SETPIPE_SZ, PIPE_BYTES); // best effort: the default 64 KiB works too
+  let ctl = -1;
+  try {
+    ctl = eventFd({ nonBlocking: true });
+    const bufsize = Math.max(256 << 10, 2 * (RECORD_HEADER + msgsize + 1));
+    const shared = new ArrayBuffer(HEADER_BYTES + bufsize);
+    const state = new Int32Array(shared, 0, HEADER_BYTES / 4);
+    state[F.mqd] = mqd;
+    state[F.out] = writeFd;
+    state[F.ctl] = ctl;
+    state[F.msgsize] = msgsize;
+    state[F.bufsize] = bufsize;
+    state[F.flushAt] = FLUSH_AT;
+    state[F.claims] = opts.claims ? 1 : 0;
+    state[F.limited] = opts.limited ? 1 : 0;
+    spawnDetached(start, new Uint8Array(shared));
+    const control = ctl;
+    let stopped = false;
+    holders.add(shared); // the thread uses it until it closes the pipe
+    return {
+      fd: readFd,
+      allow(total) {
+        if (stopped) return;
+        state[F.allowed] = total; // modulo 2^32, as the thread compares (the caller keeps it < 2^31 ahead)
+        raiseEventFd(control);
+      },
+      stop() {
+        if (stopped) return;
+        stopped = true;
+        state[F.stop] = 1;
+        raiseEventFd(control);
+      },
+      release() {
+        holders.delete(shared);
+        closeFd(control);
+        closeFd(readFd);
+      },
+    };
+  } catch (err) {
+    if (ctl >= 0) closeFd(ctl);
+    closeFd(writeFd);
+    closeFd(readFd);
+    throw err;
+  }
+}
+
+/** What running threads share with us: kept alive here, whatever the owner drops. */
+const holders = new Set<ArrayBuffer>();
+
+const O_NONBLOCK_CLOEXEC = 0o4000 | 0o2000000;
+const F_SETPIPE_SZ = 1031;
+
+/** A detached thread with every signal blocked from its first instruction, running fn(arg). */
+function spawnDetached(fn: Pointer | bigint, arg: Uint8Array): void {
+  const attr = new Uint8Array(128); // pthread_attr_t: 56 bytes on x86_64, 64 on aarch64
+  const all = new Uint8Array(128).fill(0xff); // glibc's sigset_t: 1024 bits
+  let rc = c().pthread_attr_init(attr);
+  if (rc !== 0) throw new SysError("pthread_attr_init", errnoNameOf(rc), rc);
+  try {
+    rc = c().pthread_attr_setdetachstate(attr, PTHREAD_CREATE_DETACHED);
+    if (rc === 0) rc = c().pthread_attr_setsigmask_np(attr, all);
+    if (rc === 0) rc = c().pthread_attr_setstacksize(attr, STACK_BYTES);
+    if (rc !== 0) throw new SysError("pthread_attr", errnoNameOf(rc), rc);
+    const tid = new BigUint64Array(1);
+    rc = c().pthread_create(tid, attr, fn, arg);
+    if (rc !== 0) throw new SysError("pthread_create", errnoNameOf(rc), rc);
+  } finally {
+    c().pthread_attr_destroy(attr);
+  }
+}
