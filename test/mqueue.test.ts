@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, cpuTicks, have, mqName, report, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
-import { mqMode, mqPut, mqRemove } from "./helpers/mq.ts";
+import { mqMode, mqPut, mqRemove, mqWaiting } from "./helpers/mq.ts";
 
 const only = ["--no-fifo", "--no-socket", "--no-signals"];
 const root = process.getuid!() === 0;
@@ -32,6 +32,81 @@ describe("message-queue channel", () => {
     const recs = (await pb.waitLines(4)).map((l) => JSON.parse(l));
     expect(recs.map((r) => [r.msg, r.prio])).toEqual([["high", 9], ["mid", 5], ["mid2", 5], ["low", 1]]);
     expect(recs[0]).toMatchObject({ channel: "mqueue", via: q.name });
+  });
+
+  test("newlines inside and at the end, control bytes, an empty and a long message, two priorities: each arrives whole, in order, as text, --json and with --count", async () => {
+    const long = "y".repeat(6000); // longer than the bulk path takes in one line
+    const posted: Array<[string, number]> = [["a1", 5], ["two\nlines", 5], ["a2", 5], ["trail\n\n", 5], ["", 5], ["ctl\x01x", 0], ["b1", 0], [long, 0], ["b2\n", 0]];
+    const text = ["a1", "two\\nlines", "a2", "trail", ""].map((m) => `mqueue[prio=5]: ${m}`).concat(["ctl\\x01x", "b1", long, "b2"].map((m) => `mqueue[prio=0]: ${m}`));
+    for (const args of [[], ["--count", "9"]]) {
+      using dir = tempDir();
+      using q = queue();
+      mqPut(q.name, posted);
+      await using pb = await startPostbox(dir.path, [...only, "--mq", q.name, ...args]);
+      expect(await pb.waitLines(9)).toEqual(text);
+    }
+    using dir = tempDir();
+    using q = queue();
+    mqPut(q.name, posted);
+    await using pb = await startPostbox(dir.path, [...only, "--mq", q.name, "--json"]);
+    const recs = (await pb.waitLines(9)).map((l) => JSON.parse(l));
+    expect(recs.map((r) => [r.msg, r.prio])).toEqual([["a1", 5], ["two\nlines", 5], ["a2", 5], ["trail", 5], ["", 5], ["ctl\x01x", 0], ["b1", 0], [long, 0], ["b2", 0]]);
+  });
+
+  test("SIGTERM while a sender streams into the queue: every message taken is printed, the rest stay queued, none twice", async () => {
+    using dir = tempDir();
+    using q = queue();
+    const pb = await startPostbox(dir.path, [...only, "--mq", q.name]);
+    const n = 20_000;
+    const lines = Array.from({ length: n }, (_, i) => `m${i}`).join("\n");
+    const sender = Bun.spawn([BIN, "send", "--mq", q.name, "--wait"], { stdin: new Blob([lines]), stderr: "pipe" });
+    await until(() => pb.lines().length >= 2000, "the queue to flow");
+    expect((await pb.stop()).exitCode).toBe(0);
+    await pb[Symbol.asyncDispose]();
+    const first = pb.lines();
+    // The rest, sent into the queue while nobody read it, comes to the next reader.
+    await using again = await startPostbox(dir.path, [...only, "--mq", q.name]);
+    expect(await sender.exited).toBe(0);
+    const rest = await again.waitLines(n - first.length);
+    expect([...first, ...rest]).toEqual(lines.split("\n").map((l) => `mqueue[prio=0]: ${l}`));
+  });
+
+  test("a stdout nobody reads holds the queue back: it fills, the sender waits, memory stays bounded; read on, every message comes in order", async () => {
+    using dir = tempDir();
+    using q = queue();
+    mqPut(q.name, []);
+    const pb = Bun.spawn([BIN, ...only, "--mq", q.name], { cwd: dir.path, stdout: "pipe", stderr: "pipe" });
+    const n = 20_000; // 40 MB: far more than the pipes and buffers between the queue and stdout
+    const body = "x".repeat(2000);
+    const sender = Bun.spawn([BIN, "send", "--mq", q.name, "--wait"], { stdin: new Blob([Array.from({ length: n }, (_, i) => `${i} ${body}`).join("\n")]) });
+    try {
+      expect((await runPostbox(dir.path, ["wait", "--mq", q.name, "--timeout", "5"])).exitCode).toBe(0);
+      const rss = async () => Number(/VmRSS:\s+(\d+)/.exec(await Bun.file(`/proc/${pb.pid}/status`).text())![1]) / 1024;
+      await until(() => mqWaiting(q.name) === 10, "the queue to fill while stdout is not read");
+      const held = await rss();
+      expect(sender.exitCode).toBeNull(); // still waiting for room
+      const reader = pb.stdout.getReader();
+      let text = "";
+      const dec = new TextDecoder();
+      let lines = 0;
+      while (lines < n) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const chunk = dec.decode(value, { stream: true });
+        text += chunk;
+        lines += chunk.split("\n").length - 1;
+      }
+      expect(await sender.exited).toBe(0);
+      const got = text.split("\n").slice(0, n);
+      expect(got.length).toBe(n);
+      expect(got.every((l, i) => l === `mqueue[prio=0]: ${i} ${body}`)).toBe(true);
+      report("mq held back by stdout", { rssMiB: held.toFixed(1) });
+      expect(held).toBeLessThan(150); // ~60 MiB idle; reading all 40 MB ahead would show
+    } finally {
+      sender.kill();
+      pb.kill();
+      await pb.exited;
+    }
   });
 
   test("--count takes no more from the queue than it prints: the rest stay for the next reader", async () => {

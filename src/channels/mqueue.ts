@@ -15,7 +15,7 @@ import { selfCommand } from "../self.ts";
 import { readFd, type FdReader } from "./reader.ts";
 
 /** Lines longer than this take the per-message path (the bulk path reserves room for one). */
-const LINE_MAX = 8192;
+const LINE_MAX = 4096;
 /** With --count, the reader thread runs at most this far ahead of what is printed (and never past --count). */
 const AHEAD = 1 << 30;
 

@@ -260,7 +260,7 @@ function threadEntry(): Pointer | bigint {
 }
 
 const PTHREAD_CREATE_DETACHED = 1;
-const STACK_BYTES = 64 << 10;
+const STACK_BYTES = 256 << 10; // the thread needs little; aarch64's PTHREAD_STACK_MIN is 128 KiB
 
 /**
  * Start the reader thread on mqd (non-blocking, claimed unless `claims` is false).
@@ -328,16 +328,15 @@ const F_SETPIPE_SZ = 1031;
 function spawnDetached(fn: Pointer | bigint, arg: Uint8Array): void {
   const attr = new Uint8Array(128); // pthread_attr_t: 56 bytes on x86_64, 64 on aarch64
   const all = new Uint8Array(128).fill(0xff); // glibc's sigset_t: 1024 bits
-  let rc = c().pthread_attr_init(attr);
-  if (rc !== 0) throw new SysError("pthread_attr_init", errnoNameOf(rc), rc);
+  const check = (call: string, rc: number): void => {
+    if (rc !== 0) throw new SysError(call, errnoNameOf(rc), rc);
+  };
+  check("pthread_attr_init", c().pthread_attr_init(attr));
   try {
-    rc = c().pthread_attr_setdetachstate(attr, PTHREAD_CREATE_DETACHED);
-    if (rc === 0) rc = c().pthread_attr_setsigmask_np(attr, all);
-    if (rc === 0) rc = c().pthread_attr_setstacksize(attr, STACK_BYTES);
-    if (rc !== 0) throw new SysError("pthread_attr", errnoNameOf(rc), rc);
-    const tid = new BigUint64Array(1);
-    rc = c().pthread_create(tid, attr, fn, arg);
-    if (rc !== 0) throw new SysError("pthread_create", errnoNameOf(rc), rc);
+    check("pthread_attr_setdetachstate", c().pthread_attr_setdetachstate(attr, PTHREAD_CREATE_DETACHED));
+    check("pthread_attr_setsigmask_np", c().pthread_attr_setsigmask_np(attr, all));
+    check("pthread_attr_setstacksize", c().pthread_attr_setstacksize(attr, STACK_BYTES));
+    check("pthread_create", c().pthread_create(new BigUint64Array(1), attr, fn, arg));
   } finally {
     c().pthread_attr_destroy(attr);
   }

@@ -1,6 +1,6 @@
 // Test-side access to message queues through the same ffi shim.
 import { fstatSync } from "node:fs";
-import { mqClose, mqOpen, mqSend, mqUnlink, O_CREAT, O_NONBLOCK, O_WRONLY } from "../../src/ffi/libc.ts";
+import { mqClose, mqGetattr, mqOpen, mqSend, mqUnlink, O_CREAT, O_NONBLOCK, O_WRONLY } from "../../src/ffi/libc.ts";
 
 /** Post messages, creating the queue (0600, 10 x 8192) when missing, like a C mq_send client. */
 export function mqPut(name: string, messages: Array<[string, number]>): void {
@@ -27,5 +27,15 @@ export function mqRemove(name: string): void {
     mqUnlink(name);
   } catch {
     // already gone
+  }
+}
+
+/** Messages waiting in a queue. */
+export function mqWaiting(name: string): number {
+  const mqd = mqOpen(name, O_WRONLY | O_NONBLOCK);
+  try {
+    return mqGetattr(mqd).curmsgs;
+  } finally {
+    mqClose(mqd);
   }
 }
