@@ -205,6 +205,18 @@ describe("message-queue channel", () => {
     expect(await pb.waitLines(2)).toEqual(["mqueue[prio=1]: left", "mqueue[prio=2]: after"]);
   });
 
+  test.skipIf(!have("cc"))("a reader thread that cannot start (memfd_create denied) is one warning naming the step; the other channels serve on", async () => {
+    using dir = tempDir();
+    using q = queue();
+    const built = await sh(dir.path, `cc -DNR=__NR_memfd_create -o no-memfd ${join(import.meta.dir, "helpers", "enosys.c")}`);
+    expect(built.exitCode).toBe(0);
+    await using pb = await startPostbox(dir.path, ["--no-socket", "--no-signals", "--mq", q.name], { wrap: [join(dir.path, "no-memfd")] });
+    await pb.waitStderr(/the mq channel stops/);
+    expect(pb.stderr.text).toContain(`postbox: warning: mq ${q.name}: cannot start the reader thread: memfd_create failed: `);
+    expect((await runPostbox(dir.path, ["send", "--fifo", "fifo", "1"])).exitCode).toBe(0);
+    expect(await pb.waitLines(1)).toEqual(["fifo: 1"]);
+  });
+
   test("a burst larger than the queue (10 slots) arrives complete while the sender blocks", async () => {
     using dir = tempDir();
     using q = queue();

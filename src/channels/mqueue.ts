@@ -12,7 +12,7 @@ import { mqueueSender, type Sender } from "../format.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { log } from "../log.ts";
 import { selfCommand } from "../self.ts";
-import { readFd, type FdReader } from "./reader.ts";
+import { readFd } from "./reader.ts";
 
 /** Lines longer than this take the per-message path (the bulk path reserves room for one). */
 const LINE_MAX = 4096;
@@ -80,13 +80,13 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
   /** With --count, the thread may take only what will be printed: the rest stays queued. */
   const limited = ctx.budget !== Infinity;
   let thread: MqReader | undefined;
-  let pipe: FdReader | undefined;
+  /** Messages handed on (counted where it matters: limited, there is no bulk path). */
   let delivered = 0;
   let tail: Uint8Array | null = null;
   let ended!: () => void;
   const end = new Promise<void>((resolve) => (ended = resolve));
 
-  /** Whole records of data[0, stop): each delivered as the thread took them; returns where the unfinished one starts. */
+  /** The whole records in data, delivered as the thread took them; returns where the unfinished one starts. */
   const records = (data: Uint8Array): number => {
     let at = 0;
     while (data.byteLength - at >= RECORD_HEADER) {
@@ -133,7 +133,11 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
     if (!ctx.taking) thread?.stop(); // nothing more is taken: the rest stays queued
     else if (limited) thread?.allow(delivered + Math.min(ctx.budget, AHEAD));
   };
+  let finished = false;
+  /** The thread is done (its pipe said end of file) or never ran: let go of the queue. */
   const onEnd = (): void => {
+    if (finished) return;
+    finished = true;
     serving = false;
     thread?.release();
     mqClose(mqd); // drops our claim; the queue and its messages stay
@@ -144,6 +148,7 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
   const onPipeFailed = (err: unknown): void => {
     quit(`reading from its thread failed: ${reason(err)}`);
     thread?.stop();
+    finished = true;
     ended();
   };
 
@@ -163,9 +168,23 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
   };
   const close = (): Promise<void> => {
     serving = false;
-    if (thread) thread.stop(); // it writes what it took, then its end of file comes
-    else if (!pipe) onEnd();
+    if (!thread) onEnd();
+    else if (!finished) thread.stop(); // it writes what it took, then its end of file comes
     return end;
+  };
+
+  const start = (): void => {
+    if (!serving) return; // closed before it started
+    try {
+      // What was left while nobody read comes first, in the queue's priority order.
+      thread = startMqReader(mqd, attr.msgsize, { claims, limited });
+    } catch (err) {
+      ctx.warn(`mq ${name}: cannot start the reader thread: ${startFailure(err)}; the mq channel stops`);
+      onEnd();
+      return;
+    }
+    if (limited) thread.allow(Math.min(ctx.budget, AHEAD));
+    readFd(thread.fd, onChunk, onPipeFailed, onEnd); // until end of file: stopped through the thread
   };
 
   // Another reader is refused now, without claiming the queue ourselves: the
@@ -188,20 +207,19 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
         if (err instanceof SysError && err.code === "ENOSYS") noClaims();
         else throw new PostboxError(`cannot watch the message queue ${name}: ${reason(err)}`);
       }
-      return () => {
-        if (!serving) return;
-        try {
-          // What was left while nobody read comes first, in the queue's priority order.
-          thread = startMqReader(mqd, attr.msgsize, { claims, limited });
-        } catch (err) {
-          throw new PostboxError(`cannot read the message queue ${name}: starting the reader thread failed: ${reason(err)}`);
-        }
-        if (limited) thread.allow(Math.min(ctx.budget, AHEAD));
-        pipe = readFd(thread.fd, onChunk, onPipeFailed, onEnd);
-      };
+      // Once the loop turns, after the banner: compiling the thread (TinyCC, a few ms)
+      // must not delay readiness; posts wait in the queue meanwhile.
+      return () => void setImmediate(start);
     },
     close,
   };
+}
+
+/** The failing step and why, on one line (TinyCC's message spans several). */
+function startFailure(err: unknown): string {
+  if (err instanceof SysError) return `${err.syscall} failed: ${reason(err)}`;
+  const lines = (err instanceof Error ? err.message : String(err)).split("\n").map((l) => l.trim());
+  return `compiling it with bun:ffi cc() (TinyCC) failed: ${lines.filter(Boolean).join(": ")}`;
 }
 
 /** A little-endian int32 at any offset (records are packed). */

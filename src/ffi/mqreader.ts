@@ -305,6 +305,7 @@ export function startMqReader(mqd: number, msgsize: number, opts: { claims: bool
         raiseEventFd(control);
       },
       release() {
+        stopped = true;
         holders.delete(shared);
         closeFd(control);
         closeFd(readFd);
