@@ -11,8 +11,8 @@ import { SysError } from "../errors.ts";
 import { c, errnoNameOf, fail } from "./core.ts";
 import { closeFd, eventFd, memfdCreate, raiseEventFd } from "./libc.ts";
 
-/** The thread's C source (exported for the tests, which check it compiles for arm64 too). */
-export const MQREADER_SOURCE = String.raw`
+/** The thread's C source. */
+const SOURCE = String.raw`
 /*
  * -nostdlib: nothing is linked (no libc.so link script, no headers). TinyCC
  * turns struct copies and zeroed initialisers into memcpy/memset calls, which
@@ -247,7 +247,7 @@ function threadEntry(): Pointer | bigint {
   if (entry !== undefined) return entry;
   const memfd = memfdCreate("postbox-mqreader.c");
   try {
-    writeFileSync(memfd, MQREADER_SOURCE);
+    writeFileSync(memfd, SOURCE);
     const lib = cc({ source: `/proc/self/fd/${memfd}`, symbols: { pb_mq_entry: { args: [], returns: "ptr" } }, flags: ["-nostdlib"] });
     compiled = lib;
     const p = lib.symbols.pb_mq_entry();
