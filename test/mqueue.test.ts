@@ -205,14 +205,24 @@ describe("message-queue channel", () => {
     expect(await pb.waitLines(2)).toEqual(["mqueue[prio=1]: left", "mqueue[prio=2]: after"]);
   });
 
-  test.skipIf(!have("cc"))("a reader thread that cannot start (memfd_create denied) is one warning naming the step; the other channels serve on", async () => {
+  test.skipIf(!have("cc"))("memfd_create refused: the reader thread is built from a temp file; with no temp dir either, one warning naming both, and the other channels serve on", async () => {
     using dir = tempDir();
-    using q = queue();
     const built = await sh(dir.path, `cc -DNR=__NR_memfd_create -o no-memfd ${join(import.meta.dir, "helpers", "enosys.c")}`);
     expect(built.exitCode).toBe(0);
-    await using pb = await startPostbox(dir.path, ["--no-socket", "--no-signals", "--mq", q.name], { wrap: [join(dir.path, "no-memfd")] });
+    const wrap = [join(dir.path, "no-memfd")];
+    {
+      using q = queue();
+      await using pb = await startPostbox(dir.path, ["--no-socket", "--no-signals", "--no-fifo", "--mq", q.name], { wrap, env: { TMPDIR: dir.path } });
+      expect((await runPostbox(dir.path, ["send", "--mq", q.name, "4"])).exitCode).toBe(0);
+      expect(await pb.waitLines(1)).toEqual(["mqueue[prio=0]: 4"]);
+    }
+    using q = queue();
+    const none = join(dir.path, "missing");
+    await using pb = await startPostbox(dir.path, ["--no-socket", "--no-signals", "--mq", q.name], { wrap, env: { TMPDIR: none } });
     await pb.waitStderr(/the mq channel stops/);
-    expect(pb.stderr.text).toContain(`postbox: warning: mq ${q.name}: cannot start the reader thread: memfd_create failed: `);
+    expect(pb.stderr.text).toContain(
+      `postbox: warning: mq ${q.name}: cannot start the reader thread: memfd_create failed: not supported by this system (ENOSYS), and no temporary file in ${none}: no such file or directory (ENOENT); the mq channel stops\n`,
+    );
     expect((await runPostbox(dir.path, ["send", "--fifo", "fifo", "1"])).exitCode).toBe(0);
     expect(await pb.waitLines(1)).toEqual(["fifo: 1"]);
   });

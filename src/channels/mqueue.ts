@@ -215,11 +215,10 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
   };
 }
 
-/** The failing step and why, on one line (TinyCC's message spans several). */
+/** The failing step and why, on one line. */
 function startFailure(err: unknown): string {
   if (err instanceof SysError) return `${err.syscall} failed: ${reason(err)}`;
-  const lines = (err instanceof Error ? err.message : String(err)).split("\n").map((l) => l.trim());
-  return `compiling it with bun:ffi cc() (TinyCC) failed: ${lines.filter(Boolean).join(": ")}`;
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** A little-endian int32 at any offset (records are packed). */

@@ -6,8 +6,10 @@
 // runs ahead: when the loop does not read (a slow stdout), it waits and the queue
 // fills, so its senders block. A JS Worker would cost ~4 MiB and a start-up.
 import { cc, type Pointer } from "bun:ffi";
-import { closeSync, writeFileSync } from "node:fs";
-import { SysError } from "../errors.ts";
+import { closeSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SysError, reason } from "../errors.ts";
 import { c, errnoNameOf, fail } from "./core.ts";
 import { closeFd, eventFd, memfdCreate, raiseEventFd } from "./libc.ts";
 
@@ -242,18 +244,53 @@ export interface MqReader {
 let entry: Pointer | bigint | undefined;
 let compiled: unknown; // held for good: the code must outlive every thread running it
 
-/** Compile once per process (cc() cannot read the compiled binary's /$bunfs: a memfd). */
+/**
+ * Compile once per process. cc() cannot read the compiled binary's /$bunfs: the
+ * source goes through a memfd, or where a sandbox refuses memfd_create (which
+ * also keeps the signal trap from being built) through a private temp file, so
+ * the queue is still served without signals.
+ */
 function threadEntry(): Pointer | bigint {
   if (entry !== undefined) return entry;
-  const memfd = memfdCreate("postbox-mqreader.c");
+  const lib = withSourceFile((path) => cc({ source: path, symbols: { pb_mq_entry: { args: [], returns: "ptr" } }, flags: ["-nostdlib"] }));
+  compiled = lib;
+  const p = lib.symbols.pb_mq_entry();
+  if (p === null) throw new Error("cc() gave no entry point");
+  entry = p;
+  return p;
+}
+
+/** Run compile on a path holding SOURCE; failures are one-line Errors naming the step. */
+function withSourceFile<T>(compile: (path: string) => T): T {
+  const cc1 = (path: string): T => {
+    try {
+      return compile(path);
+    } catch (err) {
+      const lines = (err instanceof Error ? err.message : String(err)).split("\n").map((l) => l.trim());
+      throw new Error(`bun:ffi cc() (TinyCC) failed: ${lines.filter(Boolean).join(": ")}`);
+    }
+  };
+  let memfd: number;
+  try {
+    memfd = memfdCreate("postbox-mqreader.c");
+  } catch (refused) {
+    const dir = tmpdir();
+    let made: string;
+    try {
+      made = mkdtempSync(join(dir, "postbox-mqreader-"));
+      writeFileSync(join(made, "mqreader.c"), SOURCE, { mode: 0o600, flag: "wx" });
+    } catch (err) {
+      throw new Error(`memfd_create failed: ${reason(refused)}, and no temporary file in ${dir}: ${reason(err)}`);
+    }
+    try {
+      return cc1(join(made, "mqreader.c"));
+    } finally {
+      rmSync(made, { recursive: true, force: true });
+    }
+  }
   try {
     writeFileSync(memfd, SOURCE);
-    const lib = cc({ source: `/proc/self/fd/${memfd}`, symbols: { pb_mq_entry: { args: [], returns: "ptr" } }, flags: ["-nostdlib"] });
-    compiled = lib;
-    const p = lib.symbols.pb_mq_entry();
-    if (p === null) throw new Error("cc() gave no entry point");
-    entry = p;
-    return p;
+    return cc1(`/proc/self/fd/${memfd}`);
   } finally {
     closeSync(memfd);
   }
