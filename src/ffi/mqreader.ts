@@ -313,7 +313,7 @@ export function startMqReader(mqd: number, msgsize: number, opts: { claims: bool
   let ctl = -1;
   try {
     ctl = eventFd({ nonBlocking: true });
-    const bufsize = Math.max(256 << 10, 2 * (RECORD_HEADER + msgsize + 1));
+    const bufsize = Math.max(64 << 10, 2 * (RECORD_HEADER + msgsize + 1)); // a batch of FLUSH_AT, and room for the largest message
     const shared = new ArrayBuffer(HEADER_BYTES + bufsize);
     const state = new Int32Array(shared, 0, HEADER_BYTES / 4);
     state[F.mqd] = mqd;
