@@ -55,7 +55,7 @@ const build = { version: pkg.version, commit: gitCommit(), target, bun: Bun.vers
 let result: Awaited<ReturnType<typeof Bun.build>>;
 try {
   result = await Bun.build({
-    // the Worker threads (the forwarder's, the mq watcher's, the datagram reader) are their own entry points, embedded beside the CLI
+    // the Worker threads (the forwarder's, the datagram reader) are their own entry points, embedded beside the CLI
     entrypoints: ["./src/cli.ts", "./src/sinks/forward-worker.ts", "./src/channels/dgram-reader.ts"],
     target: "bun",
     format: "esm",

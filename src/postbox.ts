@@ -118,7 +118,6 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
         ? structuredLines
         : undefined,
     warn: (message) => log.warn(message),
-    flush: () => out.flush(),
     get taking() {
       return !done;
     },
@@ -193,11 +192,10 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     if (opts.socket !== null && passed("socket").length === 0) channels.push(await hub.listen(opts.socket));
     if (opts.abstract !== null) channels.push(await hub.listen(`@${opts.abstract}`));
     if (trap) channels.push(openSignals(trap, opts.signals, ctx, { fields: opts.json || opts.store !== null }));
-    // After the signals: the mq's watcher thread inherits their blocked mask.
     const adopted = passed("mqueue")[0];
     if (adopted) channels.push(adoptMqueue(adopted.fd, adopted.name, ctx));
     else if (opts.mq !== null) channels.push(openMqueue(opts.mq, { mode: opts.mode }, ctx));
-    // After the signals too: the datagram reader's thread inherits their blocked mask.
+    // After the signals: the datagram reader's thread inherits their blocked mask.
     const dgramOpts = { mode: opts.mode, maxMessage: opts.maxMessage, syslog: opts.syslog, fields: opts.json || opts.store !== null };
     for (const a of passed("dgram")) channels.push(adoptDgram(a.fd, a.name, dgramOpts, ctx));
     if (passed("dgram").length === 0) for (const address of opts.dgram) channels.push(await openDgram(address, dgramOpts, ctx));

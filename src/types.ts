@@ -76,8 +76,6 @@ export interface ChannelContext {
    */
   deliverLines?: (from: Sender, body: Uint8Array, start: number, stop: number, max: number) => number;
   warn(message: string): void;
-  /** Write out what was delivered so far: call before blocking, so nothing waits with us. */
-  flush(): void;
   /** False once no more messages are taken (--count reached, stdout gone). */
   readonly taking: boolean;
   /** How many more messages may be taken: what --count still counts (Infinity without it; 0 once not taking). */
