@@ -4,7 +4,7 @@
 // queue, takes what is queued with mq_timedreceive and streams it in batches of
 // records into a pipe the event loop reads. The kernel's pipe bounds how far it
 // runs ahead: when the loop does not read (a slow stdout), it waits and the queue
-// fills, so its senders block. A JS Worker would cost ~4 MiB and a start-up.
+// fills, so its senders block.
 import { cc, type Pointer } from "bun:ffi";
 import { closeSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
