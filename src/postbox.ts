@@ -118,6 +118,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
         ? structuredLines
         : undefined,
     warn: (message) => log.warn(message),
+    flush: () => out.flush(),
     get taking() {
       return !done;
     },

@@ -76,6 +76,8 @@ export interface ChannelContext {
    */
   deliverLines?: (from: Sender, body: Uint8Array, start: number, stop: number, max: number) => number;
   warn(message: string): void;
+  /** Write out what was delivered so far (a client served at once is closed only once its lines are out). */
+  flush(): void;
   /** False once no more messages are taken (--count reached, stdout gone). */
   readonly taking: boolean;
   /** How many more messages may be taken: what --count still counts (Infinity without it; 0 once not taking). */

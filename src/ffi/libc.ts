@@ -105,6 +105,7 @@ export function niceThisThread(increment: number): void {
 }
 
 const POLLHUP = 0x10;
+const POLLNVAL = 0x20;
 const POLLRDHUP = 0x2000;
 
 
