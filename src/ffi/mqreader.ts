@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SysError, reason } from "../errors.ts";
 import { c, errnoNameOf, fail } from "./core.ts";
-import { closeFd, eventFd, memfdCreate, raiseEventFd } from "./libc.ts";
+import { closeFd, eventFd, memfdCreate, raiseEventFd, setPipeSize } from "./libc.ts";
 
 /** The thread's C source. */
 const SOURCE = String.raw`
@@ -309,7 +309,7 @@ export function startMqReader(mqd: number, msgsize: number, opts: { claims: bool
   const pipe = new Int32Array(2);
   if (c().pipe2(pipe, O_NONBLOCK_CLOEXEC) !== 0) fail("pipe2");
   const [readFd, writeFd] = [pipe[0]!, pipe[1]!];
-  c().fcntl(writeFd, F_SETPIPE_SZ, PIPE_BYTES); // best effort: the default 64 KiB works too
+  setPipeSize(writeFd, PIPE_BYTES); // best effort: the default 64 KiB works too
   let ctl = -1;
   try {
     ctl = eventFd({ nonBlocking: true });
@@ -360,7 +360,6 @@ export function startMqReader(mqd: number, msgsize: number, opts: { claims: bool
 const holders = new Set<ArrayBuffer>();
 
 const O_NONBLOCK_CLOEXEC = 0o4000 | 0o2000000;
-const F_SETPIPE_SZ = 1031;
 
 /** A detached thread with every signal blocked from its first instruction, running fn(arg). */
 function spawnDetached(fn: Pointer | bigint, arg: Uint8Array): void {
