@@ -60,14 +60,18 @@ export function signalPrefix(pid: number, uid: number, sig: string, code = 0): s
 
 /** `prefix` may be passed in from a cache: a burst of signals mostly comes from one sender. */
 export function signalSender(pid: number, uid: number, sig: string, value: number, code: number, prefix = signalPrefix(pid, uid, sig, code)): Sender {
-  switch (signalIdentity(code, pid)) {
-    case "unknown":
-      return { channel: "signal", prefix, fields: { pid: null, uid: null, sig, value, code } };
-    case "claimed":
-      return { channel: "signal", prefix, fields: { pid, uid, sig, value, code, claimed: true } };
-    case "kernel":
-      return { channel: "signal", prefix, fields: { pid, uid, sig, value, code } };
-  }
+  return { channel: "signal", prefix, fields: signalFields(signalIdentity(code, pid), pid, uid, sig, { value, code }) };
+}
+
+/** A signal's sender without the value and code of one signal: what the text line, allow lists and --rate need. */
+export function signalOrigin(pid: number, uid: number, sig: string, code: number, prefix: string): Sender {
+  return { channel: "signal", prefix, fields: signalFields(signalIdentity(code, pid), pid, uid, sig) };
+}
+
+/** Fields in the order --json writes them; an unknown sender's pid and uid are null, a claimed one says so. */
+function signalFields(identity: ReturnType<typeof signalIdentity>, pid: number, uid: number, sig: string, one?: { value: number; code: number }): Sender["fields"] {
+  const who = identity === "unknown" ? { pid: null, uid: null } : { pid, uid };
+  return identity === "claimed" ? { ...who, sig, ...one, claimed: true } : { ...who, sig, ...one };
 }
 
 /** A datagram's sender (SCM_CREDENTIALS), plus what --syslog decoded from its header. */

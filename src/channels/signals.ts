@@ -12,7 +12,7 @@ import {
   REC_VALUE,
   type SignalTrapLib,
 } from "../ffi/siginfo.ts";
-import { prefixPiece, signalIdentity, signalPrefix, signalSender, type Sender } from "../format.ts";
+import { prefixPiece, signalIdentity, signalOrigin, signalPrefix, signalSender, type Sender } from "../format.ts";
 import { processGid } from "../policy.ts";
 import { signalName } from "../signames.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
@@ -192,7 +192,7 @@ class SignalLines implements RecordSink {
       const code = w[at + REC_CODE]!;
       const pid = w[at + REC_PID]!;
       const uid = w[at + REC_UID]! >>> 0;
-      if (k === undefined || k.pid !== pid || k.code !== code || k.uid !== uid || k.sig !== sig) k = this.lookup(sig, code, pid, uid);
+      k = this.lookup(k, sig, code, pid, uid);
       if (k !== run || len > body.byteLength - DIGITS_MAX - 1) {
         if (run !== undefined) this.deliverLines(run.sender, len);
         run = k;
@@ -226,8 +226,7 @@ class SignalLines implements RecordSink {
     const pid = w[at + REC_PID]!;
     const uid = w[at + REC_UID]! >>> 0;
     const value = w[at + REC_VALUE]!;
-    let k = this.last;
-    if (k === undefined || k.pid !== pid || k.code !== code || k.uid !== uid || k.sig !== sig) k = this.lookup(sig, code, pid, uid);
+    const k = this.lookup(this.last, sig, code, pid, uid);
     if (this.restricted && !this.allowed(k)) return;
     const n = writeInt(this.body, 0, value);
     let from = k.sender;
@@ -238,17 +237,16 @@ class SignalLines implements RecordSink {
     this.ctx.deliver(from, this.body, 0, n);
   }
 
-  private lookup(sig: number, code: number, pid: number, uid: number): Known {
+  /** The sender of a record: `last` when it is the same one (a burst mostly comes from one), else from the map. */
+  private lookup(last: Known | undefined, sig: number, code: number, pid: number, uid: number): Known {
+    if (last !== undefined && last.pid === pid && last.code === code && last.uid === uid && last.sig === sig) return last;
     const identity = signalIdentity(code, pid);
     const key = identity === "unknown" ? sig : pid * 128 + sig; // uid follows from pid while the sender lives
     let k = this.known.get(key);
     if (k === undefined || k.uid !== uid || k.identity !== identity) {
       if (this.known.size >= 1024) this.known.clear();
       const name = this.names[sig]!;
-      const prefix = signalPrefix(pid, uid, name, code);
-      const fields: Sender["fields"] =
-        identity === "unknown" ? { pid: null, uid: null, sig: name } : identity === "claimed" ? { pid, uid, sig: name, claimed: true } : { pid, uid, sig: name };
-      const fresh: Known = { sig, pid, uid, code, identity, sender: { channel: "signal", prefix, fields } };
+      const fresh: Known = { sig, pid, uid, code, identity, sender: signalOrigin(pid, uid, name, code, signalPrefix(pid, uid, name, code)) };
       this.known.set(key, fresh);
       k = fresh;
     }

@@ -72,11 +72,7 @@ export class SocketHub {
   private fdPaused = false;
   /** closeAll() ran: paused listeners stay paused until they close. */
   private closing = false;
-  /**
-   * For reading clients as they are accepted, and held ones at close. Not a
-   * Buffer: the framer keeps an unfinished line with slice(), which copies
-   * only a plain Uint8Array (Buffer's is a view, overwritten by the next read).
-   */
+  /** For reading clients as they are accepted, and held ones at close (the framer copies what it keeps). */
   private readBuf: Uint8Array | undefined;
   /** The framer of clients served at once, and whose lines it is framing. */
   private oneShot: LineFramer | undefined;
@@ -277,26 +273,17 @@ export class SocketHub {
     return undefined;
   }
 
-  /** One framer for every client served at once (see readAtOnce): its sender is `current`'s. */
-  private sharedFramer(): LineFramer {
+  /** A framer delivering as `who()`: a connection's sender, or `current` for the one shared by clients served at once. */
+  private framer(who: () => Sender): LineFramer {
     const { ctx, opts } = this;
     return new LineFramer(
       opts.maxMessage,
-      (buf, start, end) => ctx.deliver(this.current!, buf, start, end),
-      () => ctx.warn(`${this.current!.prefix.slice(0, -2)} sent a line longer than ${opts.maxMessage} bytes; delivered in pieces`),
-      ctx.deliverLines && ((buf, start, stop) => ctx.deliverLines!(this.current!, buf, start, stop, opts.maxMessage)),
+      (buf, start, end) => ctx.deliver(who(), buf, start, end),
+      () => ctx.warn(`${who().prefix.slice(0, -2)} sent a line longer than ${opts.maxMessage} bytes; delivered in pieces`),
+      ctx.deliverLines && ((buf, start, stop) => ctx.deliverLines!(who(), buf, start, stop, opts.maxMessage)),
     );
   }
 
-  private framer(sender: Sender): LineFramer {
-    const { ctx, opts } = this;
-    return new LineFramer(
-      opts.maxMessage,
-      (buf, start, end) => ctx.deliver(sender, buf, start, end),
-      () => ctx.warn(`${sender.prefix.slice(0, -2)} sent a line longer than ${opts.maxMessage} bytes; delivered in pieces`),
-      ctx.deliverLines && ((buf, start, stop) => ctx.deliverLines!(sender, buf, start, stop, opts.maxMessage)),
-    );
-  }
 
   /** Past WAIT_FACTOR times --max-connections: refuse. */
   private overflow(s: Client): void {
@@ -400,7 +387,7 @@ export class SocketHub {
     const fd = fdOf(s);
     const buf = (this.readBuf ??= new Uint8Array(64 << 10));
     try {
-      for (let n; (n = readSync(fd, buf)) > 0; ) (c.framer ??= this.framer(c.sender)).push(buf.subarray(0, n));
+      for (let n; (n = readSync(fd, buf)) > 0; ) (c.framer ??= this.framer(() => c.sender)).push(buf.subarray(0, n));
     } catch (err) {
       if (errnoName(err) !== "EAGAIN") this.ctx.warn(`${c.sender.prefix.slice(0, -2)}: cannot read what it sent (${reason(err)})`);
     }
@@ -443,7 +430,7 @@ export class SocketHub {
       c.closed = true;
       if (n > 0) {
         this.current = c.sender;
-        const framer = (this.oneShot ??= this.sharedFramer());
+        const framer = (this.oneShot ??= this.framer(() => this.current!));
         framer.push(buf.subarray(0, n));
         framer.flush();
       }
@@ -472,7 +459,7 @@ export class SocketHub {
   private data(s: Client, chunk: Uint8Array): void {
     const c = s.data;
     if (!c || c.closed) return;
-    (c.framer ??= this.framer(c.sender)).push(chunk);
+    (c.framer ??= this.framer(() => c.sender)).push(chunk);
     c.last = performance.now();
     this.conns.delete(s); // keep conns in order of activity (see closeIdle)
     this.conns.add(s);

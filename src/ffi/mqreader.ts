@@ -6,12 +6,10 @@
 // runs ahead: when the loop does not read (a slow stdout), it waits and the queue
 // fills, so its senders block.
 import { cc, type Pointer } from "bun:ffi";
-import { closeSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { SysError, reason } from "../errors.ts";
+import { SysError } from "../errors.ts";
 import { c, errnoNameOf, fail } from "./core.ts";
-import { closeFd, eventFd, memfdCreate, raiseEventFd, setPipeSize } from "./libc.ts";
+import { closeFd, eventFd, raiseEventFd, setPipeSize } from "./libc.ts";
+import { withSourcePath } from "./source.ts";
 
 /** The thread's C source. */
 const SOURCE = String.raw`
@@ -252,7 +250,7 @@ let compiled: unknown; // held for good: the code must outlive every thread runn
  */
 function threadEntry(): Pointer | bigint {
   if (entry !== undefined) return entry;
-  const lib = withSourceFile((path) => cc({ source: path, symbols: { pb_mq_entry: { args: [], returns: "ptr" } }, flags: ["-nostdlib"] }));
+  const lib = compileSource((path) => cc({ source: path, symbols: { pb_mq_entry: { args: [], returns: "ptr" } }, flags: ["-nostdlib"] }));
   compiled = lib;
   const p = lib.symbols.pb_mq_entry();
   if (p === null) throw new Error("cc() gave no entry point");
@@ -260,8 +258,8 @@ function threadEntry(): Pointer | bigint {
   return p;
 }
 
-/** Run compile on a path holding SOURCE; failures are one-line Errors naming the step. */
-function withSourceFile<T>(compile: (path: string) => T): T {
+/** Compile SOURCE; failures are one-line Errors naming the step. */
+function compileSource<T>(compile: (path: string) => T): T {
   const cc1 = (path: string): T => {
     try {
       return compile(path);
@@ -270,30 +268,7 @@ function withSourceFile<T>(compile: (path: string) => T): T {
       throw new Error(`bun:ffi cc() (TinyCC) failed: ${lines.filter(Boolean).join(": ")}`);
     }
   };
-  let memfd: number;
-  try {
-    memfd = memfdCreate("postbox-mqreader.c");
-  } catch (refused) {
-    const dir = tmpdir();
-    let made: string;
-    try {
-      made = mkdtempSync(join(dir, "postbox-mqreader-"));
-      writeFileSync(join(made, "mqreader.c"), SOURCE, { mode: 0o600, flag: "wx" });
-    } catch (err) {
-      throw new Error(`memfd_create failed: ${reason(refused)}, and no temporary file in ${dir}: ${reason(err)}`);
-    }
-    try {
-      return cc1(join(made, "mqreader.c"));
-    } finally {
-      rmSync(made, { recursive: true, force: true });
-    }
-  }
-  try {
-    writeFileSync(memfd, SOURCE);
-    return cc1(`/proc/self/fd/${memfd}`);
-  } finally {
-    closeSync(memfd);
-  }
+  return withSourcePath("postbox-mqreader.c", SOURCE, cc1, { tempFallback: true });
 }
 
 const PTHREAD_CREATE_DETACHED = 1;

@@ -3,10 +3,9 @@
 // non-blocking pipe. signalfd cannot be used: Bun's loop waits with no signal
 // blocked, so a signal not handled this way kills the process (PLATFORM-NOTES).
 import { cc } from "bun:ffi";
-import { closeSync, writeFileSync } from "node:fs";
 import { SysError } from "../errors.ts";
 import { errnoNameOf } from "./core.ts";
-import { memfdCreate } from "./libc.ts";
+import { withSourcePath } from "./source.ts";
 
 /** The trap's C source (exported for the layout test, which compiles it with a probe). */
 export const TRAP_SOURCE = String.raw`
@@ -227,28 +226,24 @@ function check(syscall: string, rc: number): number {
  */
 export function signalTrapLib(): SignalTrapLib {
   if (lib) return lib;
-  const memfd = memfdCreate("postbox-siginfo.c");
-  try {
-    writeFileSync(memfd, TRAP_SOURCE);
-    const { symbols } = cc({
-      source: `/proc/self/fd/${memfd}`,
+  const { symbols } = withSourcePath("postbox-siginfo.c", TRAP_SOURCE, (path) =>
+    cc({
+      source: path,
       symbols: {
         pb_open: { args: [], returns: "int" },
         pb_catch: { args: ["int"], returns: "int" },
         pb_dropped: { args: [], returns: "u32" },
       },
       flags: ["-nostdlib"], // links nothing: no libc.so link script needed on the target
-    });
-    const fd = check("pipe2", symbols.pb_open());
-    lib = {
-      fd,
-      catch: (sig) => void check("sigaction", symbols.pb_catch(sig)),
-      dropped: () => symbols.pb_dropped(),
-    };
-    return lib;
-  } finally {
-    closeSync(memfd);
-  }
+    }),
+  );
+  const fd = check("pipe2", symbols.pb_open());
+  lib = {
+    fd,
+    catch: (sig) => void check("sigaction", symbols.pb_catch(sig)),
+    dropped: () => symbols.pb_dropped(),
+  };
+  return lib;
 }
 
 /**
