@@ -83,6 +83,27 @@ describe("socket channel", () => {
     for (const seq of per.values()) expect(seq).toEqual(Array.from({ length: 200 }, (_, i) => i));
   });
 
+  test.skipIf(!have("nc"))("4 clients streaming 150,000 lines each at once: every line once, in order, the last one (no newline) at EOF", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, onlyFlags);
+    const n = 150_000;
+    const r = await sh(dir.path, `for k in 1 2 3 4; do { seq 1 ${n}; printf end$k; } | nc -N -U socket & done; wait`);
+    expect(r.exitCode).toBe(0);
+    const lines = await pb.waitLines(4 * (n + 1), 60_000);
+    const per = new Map<string, string[]>();
+    for (const l of lines) {
+      const at = l.indexOf("]: ");
+      const who = l.slice(0, at);
+      const seq = per.get(who) ?? [];
+      seq.push(l.slice(at + 3));
+      per.set(who, seq);
+    }
+    expect(per.size).toBe(4);
+    const ends = [...per.values()].map((seq) => seq.at(-1)).sort();
+    expect(ends).toEqual(["end1", "end2", "end3", "end4"]);
+    for (const seq of per.values()) expect(seq.slice(0, -1)).toEqual(Array.from({ length: n }, (_, i) => String(i + 1)));
+  });
+
   test.skipIf(!have("socat"))("--abstract: socat ABSTRACT-CONNECT posts to @name", async () => {
     using dir = tempDir();
     const name = `pbtest-${process.pid}-${Date.now()}`;

@@ -74,6 +74,7 @@ export class SocketHub {
   private closing = false;
   /** For reading clients as they are accepted, and held ones at close (the framer copies what it keeps). */
   private readBuf: Uint8Array | undefined;
+  private drainBuf: Uint8Array | undefined;
   /** The framer of clients served at once, and whose lines it is framing. */
   private oneShot: LineFramer | undefined;
   private current: Sender | undefined;
@@ -459,13 +460,31 @@ export class SocketHub {
   private data(s: Client, chunk: Uint8Array): void {
     const c = s.data;
     if (!c || c.closed) return;
-    (c.framer ??= this.framer(() => c.sender)).push(chunk);
+    const framer = (c.framer ??= this.framer(() => c.sender));
+    framer.push(chunk);
+    if (chunk.byteLength >= DRAIN_FROM) this.drainNow(s, framer);
     c.last = performance.now();
     this.conns.delete(s); // keep conns in order of activity (see closeIdle)
     this.conns.add(s);
     if (this.opts.linger > 0 && !c.halfClosed) {
       this.lingering.add(s);
       this.lingerTimer ??= setTimeout(() => this.sweep(), this.opts.linger);
+    }
+  }
+
+  /** More is likely waiting: read it into our own buffer (no fresh buffer per read, as Bun's has). */
+  private drainNow(s: Client, framer: LineFramer): void {
+    const fd = fdOf(s);
+    const buf = (this.drainBuf ??= new Uint8Array(DRAIN_BUF));
+    for (let k = 0; k < DRAIN_READS; k++) {
+      let n: number;
+      try {
+        n = recvNow(fd, buf, 0);
+      } catch {
+        return; // Bun's own read meets the error and closes
+      }
+      if (n <= 0) return; // EOF (n = 0) is left to Bun's read, which ends the connection
+      framer.push(buf.subarray(0, n));
     }
   }
 
@@ -524,6 +543,9 @@ export class SocketHub {
   }
 }
 
+const DRAIN_FROM = 32 << 10;
+const DRAIN_BUF = 256 << 10;
+const DRAIN_READS = 16;
 /** Clients served at once that may wait for one write before they are closed (fds held meanwhile). */
 const SERVED_BATCH = 256;
 /** Free fds kept for what postbox opens itself (a /proc read, the store on SIGHUP, the listener's dup). */
