@@ -472,7 +472,13 @@ export class SocketHub {
     }
   }
 
-  /** More is likely waiting: read it into our own buffer (no fresh buffer per read, as Bun's has). */
+  /**
+   * A big chunk means the client is ahead of us and more is likely queued: read
+   * it now into one reused buffer, where Bun would hand a fresh buffer per read
+   * (page faults and allocation for every chunk). Bun reads a socket only when the
+   * loop finds it readable and calls data() from that read, so reading here, after
+   * its chunk, keeps the order. Bounded per call so one client cannot starve the rest.
+   */
   private drainNow(s: Client, framer: LineFramer): void {
     const fd = fdOf(s);
     const buf = (this.drainBuf ??= new Uint8Array(DRAIN_BUF));
