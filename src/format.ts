@@ -17,6 +17,8 @@ export interface Sender {
   /** The NDJSON bytes before msg's text (`{"ts":"…","channel":"…","msg":"`) and the millisecond they name. */
   jsonHead?: Piece;
   jsonHeadMs?: number;
+  /** jsonTail and jsonHead in one piece (between two lines of one read), made with jsonHead. */
+  jsonGlue?: Uint8Array;
 }
 
 /** Bytes appended at buf[len..]: stdout's Output and the store's buffer. reserve(n) makes room for n more. */
