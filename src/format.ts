@@ -18,7 +18,7 @@ export interface Sender {
   jsonHead?: Piece;
   jsonHeadMs?: number;
   /** jsonTail and jsonHead in one piece (between two lines of one read), made with jsonHead. */
-  jsonGlue?: Uint8Array;
+  jsonGlue?: Piece;
 }
 
 /** Bytes appended at buf[len..]: stdout's Output and the store's buffer. reserve(n) makes room for n more. */

@@ -5,6 +5,7 @@ import { writeJsonAndTextLines, writeJsonLines, writeTextLines } from "../src/fa
 import { fifoSender, socketSender, writeJsonLine, writeText, type Sender } from "../src/format.ts";
 import { LineFramer } from "../src/framing.ts";
 import { Output } from "../src/output.ts";
+import { Piece } from "../src/piece.ts";
 
 const PIECES = [[0x61], [0x7a], [0x20], [0x7e], [0x22], [0x5c], [0x7f], [0], [9], [13], [0x1b], [0x1f], [0x0a], [0x0a], [0x0a], [0xc2, 0x80], [0xc2, 0x9b], [0xc3, 0xa9], [0xe2, 0x80, 0xa8], [0xe2, 0x82, 0xac], [0xf0, 0x9f, 0x98, 0x80], [0xff], [0xc0, 0x80], [0x80], [0xed, 0xa0, 0x80]];
 const PLAIN = Array.from("abcdefgh ~{}0123", (ch) => [ch.charCodeAt(0)]);
@@ -93,5 +94,27 @@ test("writeJsonLines and writeJsonAndTextLines give writeJsonLine's (and writeTe
     );
     expect(noTs(text(both))).toBe(wj);
     expect(text(bothText)).toBe(wt);
+  }
+});
+
+test("a Piece writes its exact bytes at any offset, NaN-pattern words included", () => {
+  // 0x7ff8… and 0xfff… words read as NaN through float64 (made canonical by the engine): they must survive
+  const NAN_WORDS = [
+    [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf8, 0x7f],
+    [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+    [0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf0, 0x7f],
+  ];
+  const out = new Uint8Array(256);
+  const view = new DataView(out.buffer);
+  for (let t = 0; t < 3000; t++) {
+    const bytes: number[] = [];
+    const n = random(70);
+    while (bytes.length < n) bytes.push(...(random(10) === 0 ? NAN_WORDS[random(NAN_WORDS.length)]! : [random(256)]));
+    const want = new Uint8Array(bytes);
+    const at = random(64);
+    out.fill(0xaa);
+    expect(new Piece(want).put(out, view, at)).toBe(at + want.byteLength);
+    expect([...out.subarray(at, at + want.byteLength)]).toEqual([...want]);
+    expect(out[at + want.byteLength]).toBe(0xaa);
   }
 });
