@@ -118,3 +118,79 @@ test("a Piece writes its exact bytes at any offset, NaN-pattern words included",
     expect(out[at + want.byteLength]).toBe(0xaa);
   }
 });
+
+/** An Output of a few hundred bytes that keeps what it writes out (after `before`, as stdout runs the store's flush first). */
+class Collecting extends Output {
+  written: Buffer[] = [];
+  constructor(private readonly first: () => void = () => {}) {
+    super(-1, () => {});
+  }
+  /** Empty, with a buffer of size bytes. */
+  reset(size: number): this {
+    this.buf = new Uint8Array(size);
+    this.view = new DataView(this.buf.buffer);
+    this.len = 0;
+    this.written = [];
+    return this;
+  }
+  override commit(): void {}
+  override flush(): void {
+    this.first();
+    this.written.push(Buffer.from(this.buf.subarray(0, this.len)));
+    this.buf.fill(0xee, 0, this.len); // what was written out must not be read again
+    this.len = 0;
+  }
+  take(): string {
+    this.flush();
+    return Buffer.concat(this.written).toString("latin1");
+  }
+}
+
+/** The store's side: grows on reserve (never writes by itself), written out when stdout is flushed. */
+class Growing {
+  buf = new Uint8Array(64);
+  view = new DataView(this.buf.buffer);
+  len = 0;
+  written: Buffer[] = [];
+  reserve(n: number): void {
+    if (this.len + n <= this.buf.byteLength) return;
+    const grown = new Uint8Array(this.len + n + random(64));
+    grown.set(this.buf.subarray(0, this.len));
+    this.buf = grown;
+    this.view = new DataView(grown.buffer);
+  }
+  flush(): void {
+    this.written.push(Buffer.from(this.buf.subarray(0, this.len)));
+    this.len = 0;
+  }
+}
+
+test("the JSON writers give the same bytes when the outputs fill up mid-read (stdout written out, the store first)", () => {
+  const store = new Growing();
+  const [small, stdout] = [new Collecting(), new Collecting(() => store.flush())];
+  for (let t = 0; t < 2000; t++) {
+    const from = SENDERS[t % SENDERS.length]!;
+    const max = [1, 3, 4, 5, 8, 31, 64, 65536][random(8)]!;
+    const bytes = input();
+    feed(new LineFramer(max, (b, s, e) => (writeJsonLine(wantJson, from, b, s, e), writeText(wantText, from, b, s, e)), () => {}), bytes);
+    const wj = noTs(text(wantJson));
+    const wt = text(wantText);
+    small.reset(200 + random(300));
+    feed(new LineFramer(max, (b, s, e) => void writeJsonLine(small, from, b, s, e), () => {}, (b, s, e) => writeJsonLines(small, from, b, s, e, max)), bytes);
+    expect(noTs(small.take())).toBe(wj);
+    store.written = [];
+    stdout.reset(100 + random(300));
+    feed(
+      new LineFramer(
+        max,
+        (b, s, e) => (writeJsonLine(store, from, b, s, e), writeText(stdout, from, b, s, e)),
+        () => {},
+        (b, s, e) => writeJsonAndTextLines(store, stdout, from, b, s, e, max),
+      ),
+      bytes,
+    );
+    expect(stdout.take()).toBe(wt);
+    store.flush();
+    expect(noTs(Buffer.concat(store.written).toString("latin1"))).toBe(wj);
+  }
+});
