@@ -156,7 +156,6 @@ export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender
   let tb = text.buf;
   let tv = text.view;
   let j = 0; // where this line's msg goes in json; json.len is where the line starts
-  let t = 0;
   let i = start;
   lines: for (let fresh = true; i < stop; fresh = false) {
     if (fresh || j + jsonRoom > jb.byteLength || text.len + textRoom > tb.byteLength) {
@@ -168,7 +167,7 @@ export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender
       tv = text.view;
       j = head.put(jb, jv, json.len);
     }
-    t = prefix.put(tb, tv, text.len);
+    let t = prefix.put(tb, tv, text.len);
     const first = i;
     const end = stop < first + max ? stop : first + max;
     for (; i + 4 <= end; i += 4, j += 4, t += 4) {
