@@ -11,14 +11,25 @@ export interface Sender {
   readonly prefix: string;
   readonly fields: Readonly<Record<string, string | number | boolean | null>>;
   /** prefix as bytes, made on first use: a connection writes it before every line. */
-  prefixPiece?: Piece;
+  prefixPiece: Piece | undefined;
   /** The NDJSON bytes after msg's text (`","pid":1,…}\n`), made on first use. */
-  jsonTail?: Piece;
+  jsonTail: Piece | undefined;
   /** The NDJSON bytes before msg's text (`{"ts":"…","channel":"…","msg":"`) and the millisecond they name. */
-  jsonHead?: Piece;
-  jsonHeadMs?: number;
+  jsonHead: Piece | undefined;
+  jsonHeadMs: number;
   /** jsonTail and jsonHead in one piece (between two lines of one read), made with jsonHead. */
-  jsonGlue?: Piece;
+  jsonGlue: Piece | undefined;
+}
+
+/**
+ * Every sender is made here, with its caches already in place: all senders then
+ * share one object shape, so filling a new sender's cache does not change its
+ * shape under the JIT-compiled writers (which otherwise deoptimized and were
+ * recompiled as new connections came in: three FTL compiles of writeTextLines
+ * with 100 clients, one with one).
+ */
+function sender(channel: Channel, prefix: string, fields: Sender["fields"]): Sender {
+  return { channel, prefix, fields, prefixPiece: undefined, jsonTail: undefined, jsonHead: undefined, jsonHeadMs: -1, jsonGlue: undefined };
 }
 
 /** Bytes appended at buf[len..]: stdout's Output and the store's buffer. reserve(n) makes room for n more. */
@@ -31,14 +42,14 @@ export interface ByteSink {
 }
 
 export function fifoSender(via: string): Sender {
-  return { channel: "fifo", prefix: "fifo: ", fields: { via } };
+  return sender("fifo", "fifo: ", { via });
 }
 
 export function socketSender(via: string, pid: number, uid: number, gid: number, comm?: string): Sender {
   const fields: Record<string, string | number> = { pid, uid, gid };
   if (comm !== undefined) fields.comm = comm;
   fields.via = via;
-  return { channel: "socket", prefix: `socket[pid=${pid},uid=${uid},gid=${gid}]: `, fields };
+  return sender("socket", `socket[pid=${pid},uid=${uid},gid=${gid}]: `, fields);
 }
 
 /** si_code of tgkill(): like kill() (SI_USER, 0) the kernel fills pid and uid, and nobody else may send it. */
@@ -62,12 +73,12 @@ export function signalPrefix(pid: number, uid: number, sig: string, code = 0): s
 
 /** `prefix` may be passed in from a cache: a burst of signals mostly comes from one sender. */
 export function signalSender(pid: number, uid: number, sig: string, value: number, code: number, prefix = signalPrefix(pid, uid, sig, code)): Sender {
-  return { channel: "signal", prefix, fields: signalFields(signalIdentity(code, pid), pid, uid, sig, { value, code }) };
+  return sender("signal", prefix, signalFields(signalIdentity(code, pid), pid, uid, sig, { value, code }));
 }
 
 /** A signal's sender without the value and code of one signal: what the text line, allow lists and --rate need. */
 export function signalOrigin(pid: number, uid: number, sig: string, code: number, prefix: string): Sender {
-  return { channel: "signal", prefix, fields: signalFields(signalIdentity(code, pid), pid, uid, sig) };
+  return sender("signal", prefix, signalFields(signalIdentity(code, pid), pid, uid, sig));
 }
 
 /** Fields in the order --json writes them; an unknown sender's pid and uid are null, a claimed one says so. */
@@ -90,11 +101,11 @@ export function dgramSender(
   if (syslog) Object.assign(fields, syslog.fields);
   const who = cred ? `pid=${cred.pid},uid=${cred.uid},gid=${cred.gid}` : "pid=?,uid=?,gid=?";
   const sev = syslog ? `,sev=${syslog.severity}` : "";
-  return { channel: "dgram", prefix: `dgram[${who}${sev}]: `, fields };
+  return sender("dgram", `dgram[${who}${sev}]: `, fields);
 }
 
 export function mqueueSender(via: string, prio: number): Sender {
-  return { channel: "mqueue", prefix: `mqueue[prio=${prio}]: `, fields: { prio, via } };
+  return sender("mqueue", `mqueue[prio=${prio}]: `, { prio, via });
 }
 
 type Stored = Readonly<Record<string, unknown>>;

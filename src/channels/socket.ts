@@ -166,6 +166,10 @@ export class SocketHub {
     return {
       open: (s: Client) => this.open(s, via, senders),
       data: (s: Client, chunk: Uint8Array) => this.data(s, chunk),
+      // Plain Uint8Arrays, like every other chunk the framer and the writers see
+      // (ours, the FIFO's, the mq reader's): one typed-array shape keeps the
+      // JIT-compiled writers from deoptimizing when a Buffer comes along.
+      binaryType: "uint8array" as const,
       // No end handler: on EOF Bun closes the connection itself (one syscall
       // fewer than end() there), and close delivers the last line.
       close: (s: Client) => {
