@@ -9,7 +9,7 @@ import { fifoSender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { log } from "../log.ts";
-import { readFd } from "./reader.ts";
+import { readPipe } from "./reader.ts";
 
 export interface FifoOptions {
   mode: number;
@@ -74,7 +74,7 @@ function serveFifo(fd: number, path: string, opts: FifoOptions, ctx: ChannelCont
     ctx.deliverLines && ((buf, start, stop) => ctx.deliverLines!(sender, buf, start, stop, opts.maxMessage)),
   );
   let quietTimer: Timer | undefined;
-  const reader = readFd(
+  const reader = readPipe(
     fd,
     (chunk) => {
       framer.push(chunk);
@@ -84,6 +84,7 @@ function serveFifo(fd: number, path: string, opts: FifoOptions, ctx: ChannelCont
     },
     (err) => ctx.warn(`fifo ${path}: read failed: ${reason(err)}; the fifo channel is closed`),
   );
+  log.debug(`fifo ${path}: ${reader.unwatched === null ? "woken by inotify, read into one buffer" : `read through Bun's stream (inotify: ${reader.unwatched})`}`);
   let open = true;
 
   return {

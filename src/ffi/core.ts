@@ -23,6 +23,7 @@ const symbols = {
   connect: { args: [i32, ptr, u32], returns: i32 },
   recvmsg: { args: [i32, ptr, i32], returns: FFIType.i64_fast },
   recv: { args: [i32, ptr, u64, i32], returns: FFIType.i64_fast },
+  read: { args: [i32, ptr, u64], returns: FFIType.i64_fast },
   ppoll: { args: [ptr, u64, ptr, ptr], returns: i32 },
   socket: { args: [i32, i32, i32], returns: i32 },
   sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: FFIType.i64_fast },

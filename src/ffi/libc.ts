@@ -156,6 +156,17 @@ export function recvNow(fd: number, buf: Uint8Array, at: number): number {
   fail("recv", `fd ${fd}`, e);
 }
 
+/** read(2) of a non-blocking fd into buf[at…]: the bytes read, 0 at EOF, -1 when nothing is there yet (EAGAIN). */
+export function readNow(fd: number, buf: Uint8Array, at: number): number {
+  for (;;) {
+    const n = Number(c().read(fd, ptr(buf, at), buf.byteLength - at));
+    if (n >= 0) return n;
+    const e = errno();
+    if (e === constants.errno.EAGAIN) return -1;
+    if (e !== constants.errno.EINTR) fail("read", `fd ${fd}`, e);
+  }
+}
+
 /** The lowest free descriptor number (the next one open() would return), or null if none is free. */
 export function lowestFreeFd(): number | null {
   const fd = c().eventfd(0, EFD_CLOEXEC);
