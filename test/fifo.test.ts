@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BIN, cpuTicks, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
+import { BIN, cpuTicks, have, runPostbox, sh, startPostbox, tempDir, until } from "./harness.ts";
 
 describe("fifo channel", () => {
   test("echo 1 > fifo prints 'fifo: 1'; created 0600 by us, removed at SIGTERM", async () => {
@@ -132,5 +132,92 @@ print(n)'`);
     expect((await runPostbox(dir.path, ["send", "--fifo", "fifo", "hello", "world"])).exitCode).toBe(0);
     expect(await pb.waitLines(1)).toEqual(["fifo: hello world"]);
     expect(BIN).toBeTruthy();
+  });
+
+  // The fifo is read when inotify says it was written to (IN_MODIFY): every way into a pipe must say so.
+  test("lines written with writev, splice, tee, vmsplice and sendfile arrive as promptly as with write", async () => {
+    using dir = tempDir();
+    await using pb = await startPostbox(dir.path, ["--no-socket", "--no-mq"]);
+    const ways: Record<string, string> = {
+      write: "os.write(f, b)",
+      writev: "os.writev(f, [b])",
+      splice: "r, w = os.pipe(); os.write(w, b); os.splice(r, f, len(b))",
+      tee: "r, w = os.pipe(); os.write(w, b); libc.tee(r, f, len(b), 0)",
+      vmsplice: "buf = ctypes.create_string_buffer(b); iov = (ctypes.c_void_p * 2)(ctypes.addressof(buf), len(b)); libc.vmsplice(f, iov, 1, 0)",
+      sendfile: "t = os.open('t', os.O_RDWR | os.O_CREAT | os.O_TRUNC); os.write(t, b); os.sendfile(f, t, 0, len(b))",
+    };
+    const seen: string[] = [];
+    for (const [way, code] of Object.entries(ways)) {
+      // one line each, and the next only once it arrived: no later write can wake postbox for it
+      const r = await sh(dir.path, `python3 -c "
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+f = os.open('fifo', os.O_WRONLY); b = b'by ${way}\\n'
+${code}
+"`);
+      expect(r.stderr).toBe("");
+      seen.push(`fifo: by ${way}`);
+      expect(await pb.waitLines(seen.length)).toEqual(seen);
+    }
+  });
+
+  test("SIGTERM while the pipe is full and unread: every line the kernel holds is delivered, in order", async () => {
+    using dir = tempDir();
+    const pb = await startPostbox(dir.path, ["--no-socket", "--no-mq"]);
+    process.kill(pb.pid, "SIGSTOP");
+    try {
+      const r = await sh(dir.path, `python3 -c '
+import os
+f = os.open("fifo", os.O_WRONLY | os.O_NONBLOCK)
+n = 0
+try:
+    while n < 100000: os.write(f, b"%07d\\n" % n); n += 1
+except BlockingIOError: pass
+print(n)'`);
+      expect(r.stderr).toBe("");
+      expect(Number(r.stdout)).toBe(100000); // 800,000 bytes: the 1 MiB pipe holds them all
+      process.kill(pb.pid, "SIGTERM"); // handled once it runs again, maybe before it reads anything
+    } finally {
+      process.kill(pb.pid, "SIGCONT");
+    }
+    const end = await pb.stop();
+    expect(end.exitCode).toBe(0);
+    const lines = end.stdout.split("\n").slice(0, -1);
+    expect(lines.length).toBe(100000);
+    expect(lines.findIndex((l, i) => l !== `fifo: ${String(i).padStart(7, "0")}`)).toBe(-1);
+  });
+
+  for (const call of ["inotify_init1", "inotify_add_watch"])
+    test.skipIf(!have("cc"))(`where ${call} is refused (a sandbox) the fifo is read through Bun's stream: in order, the quiet-period flush, SIGTERM`, async () => {
+      using dir = tempDir();
+      const built = await sh(dir.path, `cc -DNR=__NR_${call} -o no-inotify ${join(import.meta.dir, "helpers", "enosys.c")}`);
+      expect(built.exitCode).toBe(0);
+      await using pb = await startPostbox(dir.path, ["--no-socket", "--no-mq", "--verbose"], { wrap: [join(dir.path, "no-inotify")] });
+      expect(pb.stderr.text).toContain("postbox: debug: fifo fifo: read through Bun's stream (inotify: not supported by this system (ENOSYS))\n");
+      expect((await sh(dir.path, "seq 1 100000 > fifo")).exitCode).toBe(0);
+      const got = await pb.waitLines(100_000);
+      expect(got.findIndex((line, i) => line !== `fifo: ${i + 1}`)).toBe(-1);
+      await sh(dir.path, "printf 3 > fifo");
+      expect((await pb.waitLines(100_001)).at(-1)).toBe("fifo: 3");
+      await sh(dir.path, "printf 'complete\\npartial' > fifo");
+      const end = await pb.stop();
+      expect(end.stdout).toEndWith("fifo: 3\nfifo: complete\nfifo: partial\n");
+    });
+
+  test("a writer flooding the fifo does not hold up the other channels", async () => {
+    using dir = tempDir();
+    const out = join(dir.path, "out");
+    await using pb = await startPostbox(dir.path, ["--no-mq"], { wrap: ["sh", "-c", 'exec "$0" "$@" > out'] });
+    const flood = Bun.spawn(["sh", "-c", "exec yes flood > fifo"], { cwd: dir.path, stderr: "ignore" });
+    try {
+      await until(() => existsSync(out) && statSync(out).size > 1 << 20, "the flood under way");
+      expect((await runPostbox(dir.path, ["send", "--socket", "socket", "through"])).exitCode).toBe(0);
+      await until(async () => (await sh(dir.path, "grep -m1 -c ': through$' out")).stdout.trim() === "1", "the socket's line during the flood");
+      expect(flood.exitCode).toBeNull(); // still flooding
+    } finally {
+      flood.kill("SIGKILL");
+      await flood.exited;
+    }
+    expect(pb.stderr.text).not.toContain("warning");
   });
 });
