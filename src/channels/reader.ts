@@ -1,5 +1,6 @@
 // Reads a non-blocking fd (FIFO, pipe) from the event loop, chunk by chunk.
 import { closeSync, readSync } from "node:fs";
+import { release } from "node:os";
 import { errnoName, reason } from "../errors.ts";
 import { IN, inotifyInit, inotifyWatch, readNow } from "../ffi/libc.ts";
 
@@ -58,6 +59,18 @@ export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError
   };
 }
 
+/**
+ * Splice, vmsplice and tee into a pipe raise IN_MODIFY from Linux 6.6 on
+ * ("splice: always fsnotify_modify(out) on success"); before, a line written
+ * that way would wait for the next write. `release` is uname's, e.g. "6.1.0-27-amd64".
+ */
+export function notifiesEveryPipeWrite(release: string): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major > 6 || (major === 6 && minor >= 6);
+}
+
 export interface PipeReader extends FdReader {
   /** Why the pipe is read through Bun's stream (readFd) instead: inotify could not watch it; null when it does. */
   readonly unwatched: string | null;
@@ -80,6 +93,9 @@ const TURN = 1 << 20;
  * cannot watch it (no /proc, out of instances or watches, a sandbox) it is readFd.
  */
 export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void, onEnd?: () => void): PipeReader {
+  if (!notifiesEveryPipeWrite(release())) {
+    return { ...readFd(fd, onChunk, onError, onEnd), unwatched: `Linux ${release()} does not raise IN_MODIFY for splice, vmsplice and tee writes (6.6 does)` };
+  }
   let events: number;
   try {
     events = inotifyInit();
