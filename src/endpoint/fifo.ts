@@ -4,7 +4,7 @@
 import { chmodSync, closeSync, constants, fstatSync, openSync, readdirSync, readFileSync, statSync, type Stats } from "node:fs";
 import { PostboxError, errnoName, reason } from "../errors.ts";
 import { mknod, S_IFIFO } from "../ffi/libc.ts";
-import { comm, identity, kindOf, lstatOrNull, NOFOLLOW, O_CLOEXEC, notOurs, O_PATH, octal, removeIfSame, type Identity } from "./object.ts";
+import { comm, identity, isSame, kindOf, lstatOrNull, NOFOLLOW, O_CLOEXEC, notOurs, O_PATH, octal, removeIfSame, type Identity } from "./object.ts";
 
 export interface FifoClaim {
   readonly path: string;
@@ -128,7 +128,7 @@ export function fifoHolders(id: Identity, uninspected?: Set<number>): Holder[] {
       } catch {
         continue;
       }
-      if (st.ino !== id.ino || st.dev !== id.dev) continue;
+      if (!isSame(st, id)) continue;
       const flags = parseInt(/^flags:\s+(\d+)/m.exec(safeRead(`/proc/${pid}/fdinfo/${fd}`))?.[1] ?? "1", 8);
       const access = flags & 3;
       found.push({ pid: Number(pid), rdwr: access === constants.O_RDWR, reading: access !== constants.O_WRONLY });

@@ -13,9 +13,20 @@ export const NOFOLLOW = constants.O_NOFOLLOW | O_CLOEXEC;
 export interface Identity {
   dev: number;
   ino: number;
+  /** Birth time (statx btime, ms); 0 where the filesystem keeps none. */
+  born: number;
 }
 
-export const identity = (st: Stats): Identity => ({ dev: st.dev, ino: st.ino });
+/**
+ * Device and inode name an object only while it exists: ext4 hands a freed inode
+ * number to the next file made, so a file put at our path after ours was removed
+ * can carry our old number. Its birth time tells them apart.
+ */
+export const identity = (st: Stats): Identity => ({ dev: st.dev, ino: st.ino, born: st.birthtimeMs });
+
+/** st is the object id names (a birth time that is not known on either side does not count). */
+export const isSame = (st: Stats, id: Identity): boolean =>
+  st.dev === id.dev && st.ino === id.ino && (st.birthtimeMs === id.born || st.birthtimeMs === 0 || id.born === 0);
 
 /** An unguessable name part: `bytes` random bytes as hex (Web Crypto; node:crypto is not loaded for it). */
 export function randomHex(bytes: number): string {
@@ -89,7 +100,7 @@ export function ownedOrClosed(fd: number, maxMode: number, close: (fd: number) =
 /** Remove path only if it still is the object we created; anything else there is left alone. */
 export function removeIfSame(path: string, id: Identity): void {
   const st = lstatOrNull(path);
-  if (!st || st.dev !== id.dev || st.ino !== id.ino) return;
+  if (!st || !isSame(st, id)) return;
   try {
     unlinkSync(path);
   } catch {

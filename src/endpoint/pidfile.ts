@@ -3,7 +3,7 @@
 // still is the file we wrote.
 import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from "node:fs";
 import { PostboxError, reason } from "../errors.ts";
-import { identity, lstatOrNull, NOFOLLOW, randomHex, removeIfSame, type Identity } from "./object.ts";
+import { identity, isSame, lstatOrNull, NOFOLLOW, randomHex, removeIfSame, type Identity } from "./object.ts";
 
 export interface Pidfile {
   readonly path: string;
@@ -36,7 +36,7 @@ export function preparePidfile(path: string): { commit(): Pidfile; discard(): vo
       try {
         renameSync(tmp, path); // replaces whatever name was there (a symlink itself, never its target)
         const st = lstatOrNull(path);
-        if (!st || st.ino !== written.ino || st.dev !== written.dev) throw new Error("another file took its place right after the rename");
+        if (!st || !isSame(st, written)) throw new Error("another file took its place right after the rename");
         return { path, id: written };
       } catch (err) {
         discard();

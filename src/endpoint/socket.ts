@@ -5,7 +5,7 @@
 import { unlinkSync } from "node:fs";
 import { PostboxError, errnoName, reason } from "../errors.ts";
 import { bindUnixStream, closeFd, listenOn, peerCred, type PeerCred } from "../ffi/libc.ts";
-import { comm, identity, kindOf, lstatOrNull, notOurs, removeIfSame, who, type Identity } from "./object.ts";
+import { comm, identity, isSame, kindOf, lstatOrNull, notOurs, removeIfSame, who, type Identity } from "./object.ts";
 
 /** Connects to a unix socket ("\0name" = abstract); resolves its server's credentials, or null when nobody accepts. */
 export async function probeSocket(address: string): Promise<PeerCred | null> {
@@ -95,7 +95,7 @@ export async function clearStale(path: string, option: string, cannot: (why: str
   const why = notOurs(st, 0o777);
   if (why) throw cannot(`a stale socket is in the way and ${why}; postbox never removes another user's file`);
   const now = lstatOrNull(path);
-  if (now && now.ino === st.ino && now.dev === st.dev) unlinkSync(path);
+  if (now && isSame(now, identity(st))) unlinkSync(path);
 }
 
 /** Make the bound socket reachable. */
