@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { parseSend, parseServe, parseWait } from "../src/options.ts";
+import { parseArgs } from "citty";
+import { checkFlags, flagValues, parseSend, parseServe, parseWait, serveArgs } from "../src/options.ts";
 import { BIN, tempDir } from "./harness.ts";
 import { UsageError } from "../src/errors.ts";
 import { DEFAULTS } from "../src/types.ts";
@@ -129,4 +130,34 @@ describe("datagram options", () => {
   test("only --dgram is enough to serve", () => {
     expect(parseServe(["--no-fifo", "--no-socket", "--no-mq", "--no-signals", "--dgram", "d"]).dgram).toEqual(["d"]);
   });
+});
+
+// Issue #18: serve reads its checked argv with flagValues instead of citty's
+// parser (which keeps node:util's parseArgs resident). Same values, argv for argv.
+describe("serve's flag values are citty's", () => {
+  const argvs: string[][] = [
+    [],
+    ["--fifo", "f", "--socket=s", "--mq", "/q", "--json"],
+    ["--no-fifo", "--fifo", "f"],
+    ["--fifo", "f", "--no-fifo"],
+    ["--socket", "a", "--socket", "b"],
+    ["-q", "--mode", "0666", "--signals", "USR1,RTMIN+1"],
+    ["-v", "--verbose"],
+    ["--fifo", "--json"],
+    ["--fifo", "-q"],
+    ["--fifo="],
+    ["--fifo=a=b", "--store", "s", "--forward", "syslog+tcp://h:1"],
+    ["--max-message", "10", "--max-connections=5", "--idle-timeout", "0", "--linger", "7"],
+    ["--no-mq", "--no-signals", "--no-socket", "--timestamps", "--count", "3", "--match", "^x$"],
+    ["--dgram", "a", "--dgram=@b", "--syslog"],
+    ["--allow-uid", "0,1", "--allow-gid=2", "--rate", "5/s", "--pidfile", "p", "--timeout", "1.5"],
+  ];
+  for (const argv of argvs) {
+    test(JSON.stringify(argv), () => {
+      checkFlags(argv, serveArgs);
+      const ours = flagValues(argv, serveArgs);
+      const citty = parseArgs(argv, serveArgs);
+      for (const name of [...Object.keys(serveArgs), "q", "v"]) expect([name, ours[name]]).toEqual([name, citty[name]]);
+    });
+  }
 });
