@@ -19,10 +19,20 @@ function invokedAs(): string {
     argv0 = readFileSync("/proc/self/cmdline", "latin1").split("\0")[0] ?? "";
   } catch {}
   if (argv0 !== "" && !argv0.includes("/") && Bun.which(argv0) !== null) return argv0;
-  if (argv0.includes("/") && /^[\w./+-]+$/.test(argv0)) return argv0; // a path as typed runs again as typed
+  if (argv0.includes("/") && plainPath(argv0)) return argv0; // a path as typed runs again as typed
   // Unknown how we were started (exec with an odd argv[0], or under an emulator): our own path.
   const exe = process.execPath;
   if (Bun.which(basename(exe)) === exe) return basename(exe);
   const rel = relative(process.cwd(), exe);
   return dirname(rel) === "." ? `./${rel}` : rel.startsWith("..") ? exe : rel;
+}
+
+/** Only [A-Za-z0-9_./+-]: safe to print unquoted. A loop, not a regular expression (see options.ts). */
+function plainPath(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const word = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+    if (!word && c !== 46 && c !== 47 && c !== 43 && c !== 45) return false;
+  }
+  return true;
 }

@@ -4,9 +4,14 @@ import { rtSignalRange } from "./ffi/libc.ts";
 
 const USER = { USR1: constants.signals.SIGUSR1, USR2: constants.signals.SIGUSR2 } as const;
 
+/** "SIGUSR1" → "USR1" (a string test: no regular expression runs at start, see options.ts). */
+export function withoutSig(name: string): string {
+  return name.startsWith("SIG") ? name.slice(3) : name;
+}
+
 /** "USR1", "SIGUSR2", "RTMIN", "RTMIN+3", "RTMAX-1" → signal number; throws on anything else. */
 export function parseSignal(name: string): number {
-  const n = name.trim().toUpperCase().replace(/^SIG/, "");
+  const n = withoutSig(name.trim().toUpperCase());
   if (n === "USR1" || n === "USR2") return USER[n];
   const m = /^RT(MIN|MAX)(?:([+-])(\d+))?$/.exec(n);
   if (!m) throw new Error(`unknown signal ${JSON.stringify(name)} (use USR1, USR2, RTMIN, RTMIN+n or RTMAX-n)`);

@@ -161,3 +161,27 @@ describe("serve's flag values are citty's", () => {
     });
   }
 });
+
+// Issue #18: a default serve runs no regular expression (the first one brings in
+// the regular-expression compiler for good); the loops that replaced them say
+// what the patterns said.
+describe("start-up checks without regular expressions", () => {
+  const mode = (m: string) => () => parseServe(["--mode", m]);
+  for (const m of ["600", "0600", "0060", "777", "000"]) test(`--mode ${m} is taken`, () => expect(mode(m)).not.toThrow());
+  for (const m of ["", "60", "6666", "00600", "0800", "06a0", "+600", "0x60"])
+    test(`--mode ${JSON.stringify(m)} is refused, as /^0?[0-7]{3}$/ refuses it`, () => {
+      expect(/^0?[0-7]{3}$/.test(m)).toBe(false);
+      expect(mode(m)).toThrow(UsageError);
+    });
+  for (const [q, ok] of [["/a", true], ["/a.b-c", true], ["/", false], ["a", false], ["/a/b", false], ["//a", false], ["/a/", false]] as const)
+    test(`--mq ${q}: ${ok ? "taken" : "refused"}, as /^\\/[^/]+$/ says`, () => {
+      expect(/^\/[^/]+$/.test(q)).toBe(ok);
+      if (ok) expect(parseServe(["--mq", q]).mq).toBe(q);
+      else expect(() => parseServe(["--mq", q])).toThrow(UsageError);
+    });
+  test("-5 is an operand, -qv two flags, -q1 an unknown option", () => {
+    expect(checkFlags(["-5"], { n: { type: "positional" } }, new Set())).toEqual(["-5"]);
+    expect(parseServe(["-qq"]).verbosity).toBe("quiet");
+    expect(() => parseServe(["-q1"])).toThrow(UsageError);
+  });
+});

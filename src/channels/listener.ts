@@ -63,8 +63,10 @@ export class PausableListener<T> {
 /** Soft RLIMIT_NOFILE (Infinity when it cannot be read). */
 export function openFileLimit(): number {
   try {
-    const m = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
-    return m ? Number(m[1]) : Infinity;
+    // "Max open files            1024                 524288               files": the soft limit
+    const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+    const soft = line?.slice("Max open files".length).trim().split(" ")[0];
+    return soft !== undefined && soft !== "" && [...soft].every((d) => d >= "0" && d <= "9") ? Number(soft) : Infinity;
   } catch {
     return Infinity;
   }

@@ -14,7 +14,7 @@ import {
 } from "../ffi/siginfo.ts";
 import { prefixPiece, signalIdentity, signalOrigin, signalPrefix, signalSender, type Sender } from "../format.ts";
 import { processGid } from "../policy.ts";
-import { signalName } from "../signames.ts";
+import { signalName, withoutSig } from "../signames.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { readFd, type FdReader } from "./reader.ts";
 import { log } from "../log.ts";
@@ -267,7 +267,7 @@ class SignalLines implements RecordSink {
 export function openSignals(trap: SignalTrap, signals: readonly number[], ctx: ChannelContext, opts: SignalOptions): ChannelHandle {
   const sink = new SignalLines(signals, ctx, opts.fields);
   for (const sig of signals) trap.on(sig, sink);
-  const first = signals[0] === undefined ? "USR1" : signalName(signals[0]).replace(/^SIG/, "");
+  const first = signals[0] === undefined ? "USR1" : withoutSig(signalName(signals[0]));
   return {
     kind: "signals",
     where: `/bin/kill -${first} -q 3 ${process.pid}`,

@@ -332,7 +332,16 @@ const statusLine = Buffer.alloc(256); // reused
 export function mqStatus(mqd: number): { bytes: number; notifyPid: number } {
   const n = readSync(mqd, statusLine, 0, statusLine.byteLength, 0);
   const line = statusLine.toString("latin1", 0, n);
-  return { bytes: Number(/QSIZE:(\d+)/.exec(line)?.[1] ?? 0), notifyPid: Number(/NOTIFY_PID:(\d+)/.exec(line)?.[1] ?? 0) };
+  return { bytes: statusField(line, "QSIZE:"), notifyPid: statusField(line, "NOTIFY_PID:") };
+}
+
+/** The number after `name` in the status line, 0 if absent (string search: no regular expression at start, see options.ts). */
+function statusField(line: string, name: string): number {
+  const at = line.indexOf(name);
+  if (at === -1) return 0;
+  let end = at + name.length;
+  while (end < line.length && line.charCodeAt(end) >= 48 && line.charCodeAt(end) <= 57) end++;
+  return Number(line.slice(at + name.length, end));
 }
 
 export function mqClose(mqd: number): void {
