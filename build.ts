@@ -4,13 +4,17 @@
 // node_modules/@oven/bun-linux-aarch64 of the pinned Bun when present (offline);
 // otherwise Bun fetches it from the npm registry. The version, git commit, target and
 // Bun version are baked in for `postbox --version`.
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "./package.json" with { type: "json" };
+import { MQ_READER_SOURCE } from "./src/ffi/mqreader.ts";
+import { NATIVE_CFLAGS } from "./src/ffi/native.ts";
+import { TRAP_SOURCE } from "./src/ffi/siginfo.ts";
 
 const TARGETS = {
-  "linux-x64": { bun: "bun-linux-x64", pkg: "bun-linux-x64", arch: "x64" },
-  "linux-arm64": { bun: "bun-linux-arm64", pkg: "bun-linux-aarch64", arch: "arm64" },
+  "linux-x64": { bun: "bun-linux-x64", pkg: "bun-linux-x64", arch: "x64", cc: "x86_64-linux-gnu-gcc" },
+  "linux-arm64": { bun: "bun-linux-arm64", pkg: "bun-linux-aarch64", arch: "arm64", cc: "aarch64-linux-gnu-gcc" },
 } as const;
 type Target = keyof typeof TARGETS;
 
@@ -52,6 +56,30 @@ function gitCommit(): string {
 }
 const build = { version: pkg.version, commit: gitCommit(), target, bun: Bun.version };
 
+/**
+ * The signal trap and the mq reader as shared objects for the target (src/ffi/native.ts:
+ * the binary then needs no TinyCC compile at start), with the host's gcc or the
+ * target's cross gcc. Without one, none: the binary compiles them with cc() as before.
+ */
+function nativeObjects(): { objects: Record<string, string>; compiler: string | null } {
+  const compiler = [t.cc, ...(cross ? [] : ["gcc", "cc"])].find((name) => Bun.which(name) !== null) ?? null;
+  if (compiler === null) return { objects: {}, compiler };
+  const dir = mkdtempSync(join(tmpdir(), "postbox-build-"));
+  try {
+    const objects: Record<string, string> = {};
+    for (const [name, source] of [["postbox-siginfo", TRAP_SOURCE], ["postbox-mqreader", MQ_READER_SOURCE]] as const) {
+      writeFileSync(join(dir, `${name}.c`), source);
+      const r = Bun.spawnSync([compiler, ...NATIVE_CFLAGS, "-o", join(dir, `${name}.so`), join(dir, `${name}.c`)], { stderr: "pipe" });
+      if (r.exitCode !== 0) fail(`${compiler} could not build ${name}.so: ${r.stderr.toString().trim()}`);
+      objects[name] = readFileSync(join(dir, `${name}.so`)).toString("base64");
+    }
+    return { objects, compiler };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+const native = nativeObjects();
+
 let result: Awaited<ReturnType<typeof Bun.build>>;
 try {
   result = await Bun.build({
@@ -61,7 +89,7 @@ try {
     format: "esm",
     minify: true,
     bytecode: true,
-    define: { POSTBOX_BUILD: JSON.stringify(build) },
+    define: { POSTBOX_BUILD: JSON.stringify(build), POSTBOX_NATIVE: JSON.stringify(native.objects) },
     compile: {
       // The host's own target: the running (pinned) Bun is the runtime, nothing fetched.
       ...(cross ? { target: t.bun } : {}),
@@ -88,4 +116,5 @@ if (!result.success) {
   fail(`${target}: the build failed`);
 }
 // Plain stderr: console.error paints it red on a terminal, and this is news, not an error.
-process.stderr.write(`built ${outfile} (${target}, ${build.commit}${executablePath ? `, runtime from ${executablePath}` : ""})\n`);
+const nativeNote = native.compiler === null ? ", trap and mq reader left to TinyCC (no C compiler for the target)" : "";
+process.stderr.write(`built ${outfile} (${target}, ${build.commit}${executablePath ? `, runtime from ${executablePath}` : ""}${nativeNote})\n`);

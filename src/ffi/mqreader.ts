@@ -1,6 +1,6 @@
-// The message queue's reader thread: a header-free C function, compiled at start
-// with bun:ffi's cc() (TinyCC, -nostdlib: raw system calls only, as the signal
-// trap), started with pthread_create from libc.so.6. It blocks in ppoll on the
+// The message queue's reader thread: a header-free C function, built with the
+// binary (native.ts) or compiled at start with bun:ffi's cc() (TinyCC, -nostdlib:
+// raw system calls only, as the signal trap), started with pthread_create from libc.so.6. It blocks in ppoll on the
 // queue, takes what is queued with mq_timedreceive and streams it in batches of
 // records into a pipe the event loop reads. The kernel's pipe bounds how far it
 // runs ahead: when the loop does not read (a slow stdout), it waits and the queue
@@ -9,10 +9,11 @@ import { cc, type Pointer } from "bun:ffi";
 import { SysError } from "../errors.ts";
 import { c, errnoNameOf, fail } from "./core.ts";
 import { closeFd, eventFd, raiseEventFd, setPipeSize } from "./libc.ts";
+import { loadPrebuilt } from "./native.ts";
 import { withSourcePath } from "./source.ts";
 
 /** The thread's C source. */
-const SOURCE = String.raw`
+export const MQ_READER_SOURCE = String.raw`
 /*
  * -nostdlib: nothing is linked (no libc.so link script, no headers). TinyCC
  * turns struct copies and zeroed initialisers into memcpy/memset calls, which
@@ -250,7 +251,11 @@ let compiled: unknown; // held for good: the code must outlive every thread runn
  */
 function threadEntry(): Pointer | bigint {
   if (entry !== undefined) return entry;
-  const lib = compileSource((path) => cc({ source: path, symbols: { pb_mq_entry: { args: [], returns: "ptr" } }, flags: ["-nostdlib"] }));
+  const syms = { pb_mq_entry: { args: [], returns: "ptr" } } as const;
+  let unloaded = "";
+  const lib =
+    loadPrebuilt("postbox-mqreader", syms, { tempFallback: true }, (why) => (unloaded = why)) ??
+    compileSource((path) => cc({ source: path, symbols: syms, flags: ["-nostdlib"] }), unloaded);
   compiled = lib;
   const p = lib.symbols.pb_mq_entry();
   if (p === null) throw new Error("cc() gave no entry point");
@@ -258,17 +263,17 @@ function threadEntry(): Pointer | bigint {
   return p;
 }
 
-/** Compile SOURCE; failures are one-line Errors naming the step. */
-function compileSource<T>(compile: (path: string) => T): T {
+/** Compile MQ_READER_SOURCE; failures are one-line Errors naming the step. */
+function compileSource<T>(compile: (path: string) => T, unloaded: string): T {
   const cc1 = (path: string): T => {
     try {
       return compile(path);
     } catch (err) {
       const lines = (err instanceof Error ? err.message : String(err)).split("\n").map((l) => l.trim());
-      throw new Error(`bun:ffi cc() (TinyCC) failed: ${lines.filter(Boolean).join(": ")}`);
+      throw new Error(`bun:ffi cc() (TinyCC) failed: ${lines.filter(Boolean).join(": ")}${unloaded === "" ? "" : ` (nor could the prebuilt reader be loaded: ${unloaded})`}`);
     }
   };
-  return withSourcePath("postbox-mqreader.c", SOURCE, cc1, { tempFallback: true });
+  return withSourcePath("postbox-mqreader.c", MQ_READER_SOURCE, cc1, { tempFallback: true });
 }
 
 const PTHREAD_CREATE_DETACHED = 1;

@@ -1,10 +1,11 @@
-// The signal trap: a header-free C SA_SIGINFO handler, compiled at start with
-// bun:ffi's cc() (TinyCC), that write()s one fixed-size record per signal to a
+// The signal trap: a header-free C SA_SIGINFO handler, built with the binary
+// (native.ts) or compiled at start with bun:ffi's cc() (TinyCC), that write()s one fixed-size record per signal to a
 // non-blocking pipe. signalfd cannot be used: Bun's loop waits with no signal
 // blocked, so a signal not handled this way kills the process (PLATFORM-NOTES).
 import { cc } from "bun:ffi";
 import { SysError } from "../errors.ts";
 import { errnoNameOf } from "./core.ts";
+import { loadPrebuilt } from "./native.ts";
 import { withSourcePath } from "./source.ts";
 
 /** The trap's C source (exported for the layout test, which compiles it with a probe). */
@@ -226,17 +227,22 @@ function check(syscall: string, rc: number): number {
  */
 export function signalTrapLib(): SignalTrapLib {
   if (lib) return lib;
-  const { symbols } = withSourcePath("postbox-siginfo.c", TRAP_SOURCE, (path) =>
-    cc({
-      source: path,
-      symbols: {
-        pb_open: { args: [], returns: "int" },
-        pb_catch: { args: ["int"], returns: "int" },
-        pb_dropped: { args: [], returns: "u32" },
-      },
-      flags: ["-nostdlib"], // links nothing: no libc.so link script needed on the target
-    }),
-  );
+  const syms = {
+    pb_open: { args: [], returns: "int" },
+    pb_catch: { args: ["int"], returns: "int" },
+    pb_dropped: { args: [], returns: "u32" },
+  } as const;
+  let unloaded = "";
+  const { symbols } =
+    loadPrebuilt("postbox-siginfo", syms, { tempFallback: false }, (why) => (unloaded = why)) ??
+    withSourcePath("postbox-siginfo.c", TRAP_SOURCE, (path) => {
+      try {
+        return cc({ source: path, symbols: syms, flags: ["-nostdlib"] }); // links nothing: no libc.so link script needed on the target
+      } catch (err) {
+        if (unloaded !== "" && err instanceof Error) err.message += ` (nor could the prebuilt trap be loaded: ${unloaded})`;
+        throw err;
+      }
+    });
   const fd = check("pipe2", symbols.pb_open());
   lib = {
     fd,

@@ -1,5 +1,6 @@
-// C source handed to bun:ffi's cc() (TinyCC) by path: cc() cannot read the compiled
-// binary's /$bunfs, so the source goes through a memfd (no writable TMPDIR needed).
+// C source handed to bun:ffi's cc() (TinyCC), or a prebuilt object to dlopen, by
+// path: neither can read the compiled binary's /$bunfs, so the bytes go through a
+// memfd (no writable TMPDIR needed).
 import { closeSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,9 +10,10 @@ import { memfdCreate } from "./libc.ts";
 /**
  * Run compile on a path holding source. Where memfd_create is refused (a sandbox),
  * with `tempFallback` the source goes through a private temp dir instead; without
- * it the SysError of memfd_create is thrown.
+ * it the SysError of memfd_create is thrown. `keepOpen`: the memfd stays open for
+ * good (its /proc/self/fd path then names no other file later).
  */
-export function withSourcePath<T>(name: string, source: string, compile: (path: string) => T, opts: { tempFallback?: boolean } = {}): T {
+export function withSourcePath<T>(name: string, source: string | Uint8Array, compile: (path: string) => T, opts: { tempFallback?: boolean; keepOpen?: boolean } = {}): T {
   let memfd: number;
   try {
     memfd = memfdCreate(name);
@@ -31,10 +33,13 @@ export function withSourcePath<T>(name: string, source: string, compile: (path: 
       rmSync(made, { recursive: true, force: true });
     }
   }
+  let kept = false;
   try {
     writeFileSync(memfd, source);
-    return compile(`/proc/self/fd/${memfd}`);
+    const done = compile(`/proc/self/fd/${memfd}`);
+    kept = opts.keepOpen === true;
+    return done;
   } finally {
-    closeSync(memfd);
+    if (!kept) closeSync(memfd);
   }
 }
