@@ -151,8 +151,11 @@ export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onErr
       drain();
     });
   };
-  // What the events say does not matter: each batch means "read again".
-  const wake = readFd(events, drain, (err) => {
+  // What the events say does not matter: each batch means "read again", in a turn
+  // of its own. Reading at once was a chain of microtasks under a flooding writer
+  // (Bun's stream hands the next event at once while there is one), and the loop
+  // never got round to the socket or a timer: `yes > fifo` held up every other channel.
+  const wake = readFd(events, later, (err) => {
     const live = watching;
     finish();
     if (live) onError(err);
