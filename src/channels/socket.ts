@@ -74,6 +74,7 @@ export class SocketHub {
   private closing = false;
   /** For reading clients as they are accepted, and held ones at close (the framer copies what it keeps). */
   private readBuf: Uint8Array | undefined;
+  /** For reading what a client that is ahead of us has queued (see drainNow). */
   private drainBuf: Uint8Array | undefined;
   /** The framer of clients served at once, and whose lines it is framing. */
   private oneShot: LineFramer | undefined;
@@ -553,8 +554,11 @@ export class SocketHub {
   }
 }
 
+/** A chunk this big says the client is ahead of us (smaller ones mostly leave nothing queued: no read is wasted on them). */
 const DRAIN_FROM = 32 << 10;
+/** More than a socket's default receive buffer (~208 KiB): one read takes what is queued. */
 const DRAIN_BUF = 256 << 10;
+/** Reads per callback: up to 4 MiB from one client before the loop serves the others. */
 const DRAIN_READS = 16;
 /** Clients served at once that may wait for one write before they are closed (fds held meanwhile). */
 const SERVED_BATCH = 256;
