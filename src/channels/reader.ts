@@ -151,11 +151,20 @@ export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onErr
       drain();
     });
   };
-  // What the events say does not matter: each batch means "read again", in a turn
-  // of its own. Reading at once was a chain of microtasks under a flooding writer
-  // (Bun's stream hands the next event at once while there is one), and the loop
-  // never got round to the socket or a timer: `yes > fifo` held up every other channel.
-  const wake = readFd(events, later, (err) => {
+  // What the events say does not matter: each batch means "read again". The first
+  // batch of a loop turn is read at once (a line written to the FIFO before another
+  // channel's is printed first); later ones wait for the next turn. Reading each at
+  // once was, under a flooding writer, a chain of microtasks (Bun's stream hands the
+  // next event at once while there is one) in which the loop never got round to the
+  // socket or a timer: `yes > fifo` held up every other channel.
+  let readThisTurn = false;
+  const onEvents = (): void => {
+    if (readThisTurn) return later();
+    readThisTurn = true;
+    setImmediate(() => (readThisTurn = false));
+    drain();
+  };
+  const wake = readFd(events, onEvents, (err) => {
     const live = watching;
     finish();
     if (live) onError(err);
