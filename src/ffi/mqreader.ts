@@ -5,12 +5,11 @@
 // records into a pipe the event loop reads. The kernel's pipe bounds how far it
 // runs ahead: when the loop does not read (a slow stdout), it waits and the queue
 // fills, so its senders block.
-import { cc, type Pointer } from "bun:ffi";
+import type { Pointer } from "bun:ffi";
 import { SysError } from "../errors.ts";
 import { c, errnoNameOf, fail } from "./core.ts";
 import { closeFd, eventFd, raiseEventFd, setPipeSize } from "./libc.ts";
-import { loadPrebuilt } from "./native.ts";
-import { withSourcePath } from "./source.ts";
+import { CompileError, nativeLib } from "./native.ts";
 
 /** The thread's C source. */
 export const MQ_READER_SOURCE = String.raw`
@@ -244,18 +243,14 @@ let entry: Pointer | bigint | undefined;
 let compiled: unknown; // held for good: the code must outlive every thread running it
 
 /**
- * Compile once per process. cc() cannot read the compiled binary's /$bunfs: the
- * source goes through a memfd, or where a sandbox refuses memfd_create (which
- * also keeps the signal trap from being built) through a private temp file, so
- * the queue is still served without signals.
+ * Load (or compile) once per process (native.ts). The object or source goes in
+ * through a memfd, or where a sandbox refuses memfd_create (which also keeps the
+ * signal trap from being built) through a private temp file, so the queue is
+ * still served without signals.
  */
 function threadEntry(): Pointer | bigint {
   if (entry !== undefined) return entry;
-  const syms = { pb_mq_entry: { args: [], returns: "ptr" } } as const;
-  let unloaded = "";
-  const lib =
-    loadPrebuilt("postbox-mqreader", syms, { tempFallback: true }, (why) => (unloaded = why)) ??
-    compileSource((path) => cc({ source: path, symbols: syms, flags: ["-nostdlib"] }), unloaded);
+  const lib = readerLib();
   compiled = lib;
   const p = lib.symbols.pb_mq_entry();
   if (p === null) throw new Error("cc() gave no entry point");
@@ -263,17 +258,12 @@ function threadEntry(): Pointer | bigint {
   return p;
 }
 
-/** Compile MQ_READER_SOURCE; failures are one-line Errors naming the step. */
-function compileSource<T>(compile: (path: string) => T, unloaded: string): T {
-  const cc1 = (path: string): T => {
-    try {
-      return compile(path);
-    } catch (err) {
-      const lines = (err instanceof Error ? err.message : String(err)).split("\n").map((l) => l.trim());
-      throw new Error(`bun:ffi cc() (TinyCC) failed: ${lines.filter(Boolean).join(": ")}${unloaded === "" ? "" : ` (nor could the prebuilt reader be loaded: ${unloaded})`}`);
-    }
-  };
-  return withSourcePath("postbox-mqreader.c", MQ_READER_SOURCE, cc1, { tempFallback: true });
+function readerLib() {
+  try {
+    return nativeLib("postbox-mqreader", "reader", MQ_READER_SOURCE, { pb_mq_entry: { args: [], returns: "ptr" } } as const, { tempFallback: true });
+  } catch (err) {
+    throw err instanceof CompileError ? new Error(`bun:ffi cc() (TinyCC) failed: ${err.message}`) : err;
+  }
 }
 
 const PTHREAD_CREATE_DETACHED = 1;

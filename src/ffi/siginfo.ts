@@ -2,11 +2,9 @@
 // (native.ts) or compiled at start with bun:ffi's cc() (TinyCC), that write()s one fixed-size record per signal to a
 // non-blocking pipe. signalfd cannot be used: Bun's loop waits with no signal
 // blocked, so a signal not handled this way kills the process (PLATFORM-NOTES).
-import { cc } from "bun:ffi";
 import { SysError } from "../errors.ts";
 import { errnoNameOf } from "./core.ts";
-import { loadPrebuilt } from "./native.ts";
-import { withSourcePath } from "./source.ts";
+import { nativeLib } from "./native.ts";
 
 /** The trap's C source (exported for the layout test, which compiles it with a probe). */
 export const TRAP_SOURCE = String.raw`
@@ -222,8 +220,8 @@ function check(syscall: string, rc: number): number {
 }
 
 /**
- * Compile the handler once per process. cc() cannot read the compiled binary's
- * /$bunfs, and a temp file would need a writable TMPDIR: the source goes through a memfd.
+ * Load (or compile) the handler once per process (native.ts). It goes in through
+ * a memfd only: a temp file would need a writable TMPDIR.
  */
 export function signalTrapLib(): SignalTrapLib {
   if (lib) return lib;
@@ -232,17 +230,7 @@ export function signalTrapLib(): SignalTrapLib {
     pb_catch: { args: ["int"], returns: "int" },
     pb_dropped: { args: [], returns: "u32" },
   } as const;
-  let unloaded = "";
-  const { symbols } =
-    loadPrebuilt("postbox-siginfo", syms, { tempFallback: false }, (why) => (unloaded = why)) ??
-    withSourcePath("postbox-siginfo.c", TRAP_SOURCE, (path) => {
-      try {
-        return cc({ source: path, symbols: syms, flags: ["-nostdlib"] }); // links nothing: no libc.so link script needed on the target
-      } catch (err) {
-        if (unloaded !== "" && err instanceof Error) err.message += ` (nor could the prebuilt trap be loaded: ${unloaded})`;
-        throw err;
-      }
-    });
+  const { symbols } = nativeLib("postbox-siginfo", "trap", TRAP_SOURCE, syms, { tempFallback: false });
   const fd = check("pipe2", symbols.pb_open());
   lib = {
     fd,
