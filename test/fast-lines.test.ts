@@ -2,7 +2,7 @@
 // at any alignment, in any chunking, the output must be the same bytes.
 import { expect, test } from "bun:test";
 import { writeJsonAndTextLines, writeJsonLines, writeTextLines } from "../src/fast-lines.ts";
-import { fifoSender, socketSender, writeJsonLine, writeText, type Sender } from "../src/format.ts";
+import { fifoSender, socketSender, writeJsonLine, writeText, type ByteSink, type Sender } from "../src/format.ts";
 import { LineFramer } from "../src/framing.ts";
 import { Output } from "../src/output.ts";
 import { Piece } from "../src/piece.ts";
@@ -56,6 +56,17 @@ const [want, got, wantJson, wantText, json, both, bothText] = [output(), output(
 const noTs = (s: string) => s.replace(/\{"ts":"[^"]*"/g, "{");
 const SENDERS: Sender[] = [fifoSender("fifo"), socketSender("socket", 12345, 0, 0), socketSender("@a", 1, 22, 333, 'n"c')];
 
+/** The per-line writers' NDJSON (ts left out) and text for bytes: what every fast path must give. */
+function reference(from: Sender, max: number, bytes: Uint8Array): { json: string; text: string } {
+  feed(new LineFramer(max, (b, s, e) => (writeJsonLine(wantJson, from, b, s, e), writeText(wantText, from, b, s, e)), () => {}), bytes);
+  return { json: noTs(text(wantJson)), text: text(wantText) };
+}
+
+/** bytes through writeJsonAndTextLines into json and txt (the per-line writers for what it leaves). */
+function feedJsonAndText(json: ByteSink, txt: Output, from: Sender, max: number, bytes: Uint8Array): void {
+  feed(new LineFramer(max, (b, s, e) => (writeJsonLine(json, from, b, s, e), writeText(txt, from, b, s, e)), () => {}, (b, s, e) => writeJsonAndTextLines(json, txt, from, b, s, e, max)), bytes);
+}
+
 test("writeTextLines gives writeText's bytes for any input, chunking and alignment", () => {
   for (let t = 0; t < 3000; t++) {
     const from = SENDERS[t % SENDERS.length]!;
@@ -75,25 +86,12 @@ test("writeJsonLines and writeJsonAndTextLines give writeJsonLine's (and writeTe
     const from = SENDERS[t % SENDERS.length]!;
     const max = [1, 3, 4, 5, 8, 31, 64, 65536][random(8)]!;
     const bytes = input();
-    feed(
-      new LineFramer(max, (b, s, e) => (writeJsonLine(wantJson, from, b, s, e), writeText(wantText, from, b, s, e)), () => {}),
-      bytes,
-    );
+    const ref = reference(from, max, bytes);
     feed(new LineFramer(max, (b, s, e) => void writeJsonLine(json, from, b, s, e), () => {}, (b, s, e) => writeJsonLines(json, from, b, s, e, max)), bytes);
-    const wj = noTs(text(wantJson));
-    const wt = text(wantText);
-    expect(noTs(text(json))).toBe(wj);
-    feed(
-      new LineFramer(
-        max,
-        (b, s, e) => (writeJsonLine(both, from, b, s, e), writeText(bothText, from, b, s, e)),
-        () => {},
-        (b, s, e) => writeJsonAndTextLines(both, bothText, from, b, s, e, max),
-      ),
-      bytes,
-    );
-    expect(noTs(text(both))).toBe(wj);
-    expect(text(bothText)).toBe(wt);
+    expect(noTs(text(json))).toBe(ref.json);
+    feedJsonAndText(both, bothText, from, max, bytes);
+    expect(noTs(text(both))).toBe(ref.json);
+    expect(text(bothText)).toBe(ref.text);
   }
 });
 
@@ -172,25 +170,15 @@ test("the JSON writers give the same bytes when the outputs fill up mid-read (st
     const from = SENDERS[t % SENDERS.length]!;
     const max = [1, 3, 4, 5, 8, 31, 64, 65536][random(8)]!;
     const bytes = input();
-    feed(new LineFramer(max, (b, s, e) => (writeJsonLine(wantJson, from, b, s, e), writeText(wantText, from, b, s, e)), () => {}), bytes);
-    const wj = noTs(text(wantJson));
-    const wt = text(wantText);
+    const ref = reference(from, max, bytes);
     small.reset(200 + random(300));
     feed(new LineFramer(max, (b, s, e) => void writeJsonLine(small, from, b, s, e), () => {}, (b, s, e) => writeJsonLines(small, from, b, s, e, max)), bytes);
-    expect(noTs(small.take())).toBe(wj);
+    expect(noTs(small.take())).toBe(ref.json);
     store.written = [];
     stdout.reset(100 + random(300));
-    feed(
-      new LineFramer(
-        max,
-        (b, s, e) => (writeJsonLine(store, from, b, s, e), writeText(stdout, from, b, s, e)),
-        () => {},
-        (b, s, e) => writeJsonAndTextLines(store, stdout, from, b, s, e, max),
-      ),
-      bytes,
-    );
-    expect(stdout.take()).toBe(wt);
+    feedJsonAndText(store, stdout, from, max, bytes);
+    expect(stdout.take()).toBe(ref.text);
     store.flush();
-    expect(noTs(Buffer.concat(store.written).toString("latin1"))).toBe(wj);
+    expect(noTs(Buffer.concat(store.written).toString("latin1"))).toBe(ref.json);
   }
 });

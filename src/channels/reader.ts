@@ -93,20 +93,20 @@ const TURN = 1 << 20;
  * cannot watch it (no /proc, out of instances or watches, a sandbox) it is readFd.
  */
 export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void, onEnd?: () => void): PipeReader {
-  if (!notifiesEveryPipeWrite(release())) {
-    return { ...readFd(fd, onChunk, onError, onEnd), unwatched: `Linux ${release()} does not raise IN_MODIFY for splice, vmsplice and tee writes (6.6 does)` };
-  }
+  const streamed = (why: string): PipeReader => ({ ...readFd(fd, onChunk, onError, onEnd), unwatched: why });
+  const kernel = release();
+  if (!notifiesEveryPipeWrite(kernel)) return streamed(`Linux ${kernel} does not raise IN_MODIFY for splice, vmsplice and tee writes (6.6 does)`);
   let events: number;
   try {
     events = inotifyInit();
   } catch (err) {
-    return { ...readFd(fd, onChunk, onError, onEnd), unwatched: reason(err) };
+    return streamed(reason(err));
   }
   try {
     inotifyWatch(events, `/proc/self/fd/${fd}`, IN.MODIFY);
   } catch (err) {
     closeSync(events);
-    return { ...readFd(fd, onChunk, onError, onEnd), unwatched: reason(err) };
+    return streamed(reason(err));
   }
   const buf = new Uint8Array(PIPE_BUF_BYTES);
   let watching = true;

@@ -1,9 +1,9 @@
 // Unix stream socket channel (path and/or abstract name). Sender identity comes
 // from SO_PEERCRED, read once when the connection is accepted.
-import { readFileSync, readSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import type { Socket } from "bun";
 import { claimSocket, listenClaimed, peerMayPost, releaseSocket } from "../endpoint.ts";
-import { PostboxError, errnoName, reason } from "../errors.ts";
+import { PostboxError, reason } from "../errors.ts";
 import { closeFd, peerCred, peersFinished, recvNow, unixSocketName, type PeerCred } from "../ffi/libc.ts";
 import { socketSender, type Sender } from "../format.ts";
 import { LineFramer } from "../framing.ts";
@@ -72,10 +72,11 @@ export class SocketHub {
   private fdPaused = false;
   /** closeAll() ran: paused listeners stay paused until they close. */
   private closing = false;
-  /** For reading clients as they are accepted, and held ones at close (the framer copies what it keeps). */
+  /**
+   * For our own reads: clients as they are accepted, what one that is ahead of us
+   * has queued (drainNow), held ones at close. The framer copies what it keeps.
+   */
   private readBuf: Uint8Array | undefined;
-  /** For reading what a client that is ahead of us has queued (see drainNow). */
-  private drainBuf: Uint8Array | undefined;
   /** The framer of clients served at once, and whose lines it is framing. */
   private oneShot: LineFramer | undefined;
   private current: Sender | undefined;
@@ -390,12 +391,10 @@ export class SocketHub {
   private drainHeld(s: Client): void {
     const c = s.data;
     if (!c || c.closed) return;
-    const fd = fdOf(s);
-    const buf = (this.readBuf ??= new Uint8Array(64 << 10));
     try {
-      for (let n; (n = readSync(fd, buf)) > 0; ) (c.framer ??= this.framer(() => c.sender)).push(buf.subarray(0, n));
+      this.readQueued(fdOf(s), (c.framer ??= this.framer(() => c.sender)), Infinity);
     } catch (err) {
-      if (errnoName(err) !== "EAGAIN") this.ctx.warn(`${c.sender.prefix.slice(0, -2)}: cannot read what it sent (${reason(err)})`);
+      this.ctx.warn(`${c.sender.prefix.slice(0, -2)}: cannot read what it sent (${reason(err)})`);
     }
   }
 
@@ -419,7 +418,7 @@ export class SocketHub {
    * what is still to come, Bun reads as usual.
    */
   private readAtOnce(s: Client, fd: number, c: Conn): void {
-    const buf = (this.readBuf ??= new Uint8Array(64 << 10));
+    const buf = (this.readBuf ??= new Uint8Array(READ_BUF));
     let n = -1;
     let eof = false;
     try {
@@ -485,18 +484,17 @@ export class SocketHub {
    * its chunk, keeps the order. Bounded per call so one client cannot starve the rest.
    */
   private drainNow(s: Client, framer: LineFramer): void {
-    const fd = fdOf(s);
-    const buf = (this.drainBuf ??= new Uint8Array(DRAIN_BUF));
-    for (let k = 0; k < DRAIN_READS; k++) {
-      let n: number;
-      try {
-        n = recvNow(fd, buf, 0);
-      } catch {
-        return; // Bun's own read meets the error and closes
-      }
-      if (n <= 0) return; // EOF (n = 0) is left to Bun's read, which ends the connection
-      framer.push(buf.subarray(0, n));
+    try {
+      this.readQueued(fdOf(s), framer, DRAIN_READS);
+    } catch {
+      // Bun's own read meets the error and closes
     }
+  }
+
+  /** Up to `reads` reads of what fd holds now, into framer; stops at EAGAIN or EOF (which Bun's own read then sees). */
+  private readQueued(fd: number, framer: LineFramer, reads: number): void {
+    const buf = (this.readBuf ??= new Uint8Array(READ_BUF));
+    for (let k = 0, n; k < reads && (n = recvNow(fd, buf, 0)) > 0; k++) framer.push(buf.subarray(0, n));
   }
 
   /**
@@ -557,7 +555,7 @@ export class SocketHub {
 /** A chunk this big says the client is ahead of us (smaller ones mostly leave nothing queued: no read is wasted on them). */
 const DRAIN_FROM = 32 << 10;
 /** More than a socket's default receive buffer (~208 KiB): one read takes what is queued. */
-const DRAIN_BUF = 256 << 10;
+const READ_BUF = 256 << 10;
 /** Reads per callback: up to 4 MiB from one client before the loop serves the others. */
 const DRAIN_READS = 16;
 /** Clients served at once that may wait for one write before they are closed (fds held meanwhile). */
