@@ -292,7 +292,7 @@ const channelBytes = new Map<Channel, Uint8Array>();
 /** JSON escapes of the ASCII bytes (as JSON.stringify and jsonSafe write them); undefined: the byte itself. */
 const JSON_ESCAPE: (Uint8Array | undefined)[] = Array.from({ length: 128 }, (_, c) => {
   if (c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c) return undefined;
-  // DEL by hand, as jsonSafe writes it: no regular expression runs at start (see isDigits in options.ts)
+  // DEL by hand, as jsonSafe writes it: no regular expression runs at start (see chars.ts)
   return encoder.encode(c === 0x7f ? "\\u007f" : JSON.stringify(String.fromCharCode(c)).slice(1, -1));
 });
 

@@ -1,6 +1,7 @@
 // Argument parsing: citty definitions, a strict flag check citty lacks, and
 // pure argv → typed options for each command. No I/O but the libc's SIGRTMIN.
 import { parseArgs, type ArgsDef, type ParsedArgs } from "citty";
+import { onlyChars, onlyDigits } from "./chars.ts";
 import { COLOR_MODES, type ColorMode } from "./color.ts";
 import type { ActivatedFd } from "./activation.ts";
 import { UsageError } from "./errors.ts";
@@ -84,18 +85,6 @@ export function takeColor(raw: readonly string[]): { color: ColorMode; rest: str
   return { color, rest };
 }
 
-// What a default serve runs tests strings with loops, not regular expressions:
-// the first one a process runs brings in the regular-expression compiler, which
-// then stays resident (measured: ~0.6 MiB of idle RSS). Option values that are
-// given (--match, --rate, numbers) may still use them.
-
-/** Only the characters from lo to hi (char codes), at least one. */
-function onlyChars(s: string, lo: number, hi: number, from = 0): boolean {
-  if (s.length <= from) return false;
-  for (let i = from; i < s.length; i++) if (s.charCodeAt(i) < lo || s.charCodeAt(i) > hi) return false;
-  return true;
-}
-
 /** `-q` (min 1), `-qv` (min 2): a dash and at least min letters, nothing else. */
 function dashLetters(tok: string, min: number): boolean {
   if (tok.length < min + 1 || tok[0] !== "-") return false;
@@ -151,7 +140,7 @@ export function checkFlags(raw: readonly string[], def: ArgsDef, negatable: Read
       positionals.push(...raw.slice(i + 1));
       break;
     }
-    if (!tok.startsWith("-") || tok === "-" || onlyChars(tok, 48, 57, 1)) {
+    if (!tok.startsWith("-") || tok === "-" || onlyDigits(tok, 1)) {
       positionals.push(tok);
       continue;
     }

@@ -27,7 +27,7 @@ function invokedAs(): string {
   return dirname(rel) === "." ? `./${rel}` : rel.startsWith("..") ? exe : rel;
 }
 
-/** Only [A-Za-z0-9_./+-]: safe to print unquoted. A loop, not a regular expression (see options.ts). */
+/** Only [A-Za-z0-9_./+-]: safe to print unquoted. A loop, not a regular expression (see chars.ts). */
 function plainPath(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

@@ -4,7 +4,7 @@ import { rtSignalRange } from "./ffi/libc.ts";
 
 const USER = { USR1: constants.signals.SIGUSR1, USR2: constants.signals.SIGUSR2 } as const;
 
-/** "SIGUSR1" → "USR1" (a string test: no regular expression runs at start, see options.ts). */
+/** "SIGUSR1" → "USR1" (a string test: no regular expression runs at start, see chars.ts). */
 export function withoutSig(name: string): string {
   return name.startsWith("SIG") ? name.slice(3) : name;
 }

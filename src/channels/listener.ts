@@ -5,6 +5,7 @@
 // adopts that fd again. Clients meanwhile wait in the kernel's queue.
 import { closeSync, readdirSync, readFileSync } from "node:fs";
 import type { SocketHandler } from "bun";
+import { onlyDigits } from "../chars.ts";
 import { dupFd, lowestFreeFd, openFdsIn } from "../ffi/libc.ts";
 
 interface BunListener {
@@ -66,7 +67,7 @@ export function openFileLimit(): number {
     // "Max open files            1024                 524288               files": the soft limit
     const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
     const soft = line?.slice("Max open files".length).trim().split(" ")[0];
-    return soft !== undefined && soft !== "" && [...soft].every((d) => d >= "0" && d <= "9") ? Number(soft) : Infinity;
+    return soft !== undefined && onlyDigits(soft) ? Number(soft) : Infinity;
   } catch {
     return Infinity;
   }

@@ -65,7 +65,7 @@ export function readFd(fd: number, onChunk: (chunk: Uint8Array) => void, onError
  * that way would wait for the next write. `release` is uname's, e.g. "6.1.0-27-amd64".
  */
 export function notifiesEveryPipeWrite(release: string): boolean {
-  // No regular expression: none runs in a default start (see options.ts).
+  // No regular expression: none runs in a default start (see chars.ts).
   const [major, minor] = release.split(".", 2).map((part) => parseInt(part, 10));
   if (major === undefined || minor === undefined || !(major >= 0 && minor >= 0)) return false;
   return major > 6 || (major === 6 && minor >= 6);

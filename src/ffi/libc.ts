@@ -335,7 +335,7 @@ export function mqStatus(mqd: number): { bytes: number; notifyPid: number } {
   return { bytes: statusField(line, "QSIZE:"), notifyPid: statusField(line, "NOTIFY_PID:") };
 }
 
-/** The number after `name` in the status line, 0 if absent (string search: no regular expression at start, see options.ts). */
+/** The number after `name` in the status line, 0 if absent (string search: no regular expression at start, see chars.ts). */
 function statusField(line: string, name: string): number {
   const at = line.indexOf(name);
   if (at === -1) return 0;
