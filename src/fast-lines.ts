@@ -52,10 +52,10 @@ export function writeTextLines(out: Output, from: Sender, b: Uint8Array, start: 
   const src = viewOf(b);
   let i = start;
   lines: while (i < stop) {
-    out.reserve(prefix.length + max + 1);
+    out.reserve(prefix.room + max + 1);
     const buf = out.buf;
     const view = out.view;
-    let len = prefix.put(buf, view, out.len);
+    let len = prefix.put(view, out.len);
     const first = i;
     const end = stop < first + max ? stop : first + max;
     for (; i + 4 <= end; i += 4, len += 4) {
@@ -96,21 +96,21 @@ export function writeTextLines(out: Output, from: Sender, b: Uint8Array, start: 
  */
 export function writeJsonLines(out: ByteSink, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
   const glue = jsonGlue(from);
-  const head = from.jsonHead!;
+  const head = from.jsonHead;
   const headLength = head.length;
-  const room = glue.length + 2 * max;
+  const room = glue.room + 2 * max;
   const src = viewOf(b);
-  out.reserve(room + headLength);
+  out.reserve(room + head.room);
   let buf = out.buf;
   let view = out.view;
-  let len = head.put(buf, view, out.len); // where this line's msg goes; out.len is where it starts
+  let len = head.put(view, out.len); // where this line's msg goes; out.len is where it starts
   let i = start;
   while (i < stop) {
     if (len + room > buf.byteLength) {
-      out.reserve(room + headLength);
+      out.reserve(room + head.room);
       buf = out.buf;
       view = out.view;
-      len = head.put(buf, view, out.len);
+      len = head.put(view, out.len);
     }
     const first = i;
     const end = stop < first + max ? stop : first + max;
@@ -133,7 +133,7 @@ export function writeJsonLines(out: ByteSink, from: Sender, b: Uint8Array, start
       }
       i++;
     }
-    len = glue.put(buf, view, len);
+    len = glue.put(view, len);
     out.len = len - headLength;
   }
   return i;
@@ -145,11 +145,11 @@ export function writeJsonLines(out: ByteSink, from: Sender, b: Uint8Array, start
  */
 export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
   const glue = jsonGlue(from);
-  const head = from.jsonHead!;
+  const head = from.jsonHead;
   const headLength = head.length;
-  const jsonRoom = glue.length + 2 * max;
+  const jsonRoom = glue.room + 2 * max;
   const prefix = prefixPiece(from);
-  const textRoom = prefix.length + max + 1;
+  const textRoom = prefix.room + max + 1;
   const src = viewOf(b);
   let jb = json.buf;
   let jv = json.view;
@@ -159,15 +159,15 @@ export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender
   let i = start;
   lines: for (let fresh = true; i < stop; fresh = false) {
     if (fresh || j + jsonRoom > jb.byteLength || text.len + textRoom > tb.byteLength) {
-      json.reserve(jsonRoom + headLength);
+      json.reserve(jsonRoom + head.room);
       text.reserve(textRoom); // may write out the store (it goes first): json.len is read after
       jb = json.buf;
       jv = json.view;
       tb = text.buf;
       tv = text.view;
-      j = head.put(jb, jv, json.len);
+      j = head.put(jv, json.len);
     }
-    let t = prefix.put(tb, tv, text.len);
+    let t = prefix.put(tv, text.len);
     const first = i;
     const end = stop < first + max ? stop : first + max;
     for (; i + 4 <= end; i += 4, j += 4, t += 4) {
@@ -178,7 +178,7 @@ export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender
       if (flags === 0) continue;
       const k = firstFlagged(flags);
       if (!newlineAt(x, k)) break;
-      j = glue.put(jb, jv, j + k);
+      j = glue.put(jv, j + k);
       json.len = j - headLength;
       text.len = t + k + 1;
       i += k + 1;
@@ -193,7 +193,7 @@ export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender
       if (c === 0x22 || c === 0x5c) jb[j++] = 0x5c;
       jb[j++] = c;
     }
-    j = glue.put(jb, jv, j);
+    j = glue.put(jv, j);
     json.len = j - headLength;
     tb[t++] = 10;
     text.len = t;
@@ -221,6 +221,6 @@ function jsonGlue(from: Sender): Piece {
     from.jsonHead = new Piece(head);
     from.jsonGlue = new Piece(glue);
   }
-  return from.jsonGlue!;
+  return from.jsonGlue;
 }
 

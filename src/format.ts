@@ -10,26 +10,33 @@ export interface Sender {
   readonly channel: Channel;
   readonly prefix: string;
   readonly fields: Readonly<Record<string, string | number | boolean | null>>;
-  /** prefix as bytes, made on first use: a connection writes it before every line. */
-  prefixPiece: Piece | undefined;
+  /** prefix as bytes, made on first use (NOT_MADE until then): a connection writes it before every line. */
+  prefixPiece: Piece;
   /** The NDJSON bytes after msg's text (`","pid":1,…}\n`), made on first use. */
-  jsonTail: Piece | undefined;
+  jsonTail: Piece;
   /** The NDJSON bytes before msg's text (`{"ts":"…","channel":"…","msg":"`) and the millisecond they name. */
-  jsonHead: Piece | undefined;
+  jsonHead: Piece;
   jsonHeadMs: number;
   /** jsonTail and jsonHead in one piece (between two lines of one read), made with jsonHead. */
-  jsonGlue: Piece | undefined;
+  jsonGlue: Piece;
 }
+
+/** The value of a sender's cache until it is made (compared by identity). */
+const NOT_MADE = new Piece(new Uint8Array(0));
 
 /**
  * Every sender is made here, with its caches already in place: all senders then
  * share one object shape, so filling a new sender's cache does not change its
  * shape under the JIT-compiled writers (which otherwise deoptimized and were
  * recompiled as new connections came in: three FTL compiles of writeTextLines
- * with 100 clients, one with one).
+ * with 100 clients, one with one). A cache not made yet holds NOT_MADE, a Piece
+ * like the made ones: `undefined` there was a second type, and a client arriving
+ * after the writers were compiled for Pieces sent them back to be compiled again
+ * (an FTL exit, BadType; 100 clients: two FTL compiles of writeTextLines, ~25 ms
+ * each on the JIT thread, instead of one).
  */
 function sender(channel: Channel, prefix: string, fields: Sender["fields"]): Sender {
-  return { channel, prefix, fields, prefixPiece: undefined, jsonTail: undefined, jsonHead: undefined, jsonHeadMs: -1, jsonGlue: undefined };
+  return { channel, prefix, fields, prefixPiece: NOT_MADE, jsonTail: NOT_MADE, jsonHead: NOT_MADE, jsonHeadMs: -1, jsonGlue: NOT_MADE };
 }
 
 /** Bytes appended at buf[len..]: stdout's Output and the store's buffer. reserve(n) makes room for n more. */
@@ -351,12 +358,14 @@ export function writeJsonLine(out: ByteSink, from: Sender, b: Uint8Array, start:
 
 /** `","pid":1,…}\n`: what follows msg's text in an NDJSON line, made once per sender. */
 export function jsonTail(from: Sender): Piece {
-  return (from.jsonTail ??= new Piece(encoder.encode(`"${jsonSafe(fieldsTail(from))}\n`)));
+  if (from.jsonTail === NOT_MADE) from.jsonTail = new Piece(encoder.encode(`"${jsonSafe(fieldsTail(from))}\n`));
+  return from.jsonTail;
 }
 
 /** The text prefix as bytes, made once per sender. */
 export function prefixPiece(from: Sender): Piece {
-  return (from.prefixPiece ??= new Piece(Buffer.from(from.prefix, "latin1")));
+  if (from.prefixPiece === NOT_MADE) from.prefixPiece = new Piece(Buffer.from(from.prefix, "latin1"));
+  return from.prefixPiece;
 }
 
 /** `\uXXXX` (lowercase, as jsonSafe writes it). */
@@ -370,9 +379,9 @@ function hexEscape(buf: Uint8Array, len: number, u: number): number {
 /** Append one text line for the message in b[start, end). */
 export function writeText(out: Output, from: Sender, b: Uint8Array, start = 0, end = b.byteLength): void {
   const prefix = prefixPiece(from);
-  out.reserve(prefix.length + (end - start) * 4 + 1);
+  out.reserve(prefix.room + (end - start) * 4 + 1);
   const buf = out.buf;
-  let len = prefix.put(buf, out.view, out.len);
+  let len = prefix.put(out.view, out.len);
   len = escapeInto(buf, len, b, start, end);
   buf[len++] = 10;
   out.len = len;

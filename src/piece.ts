@@ -2,10 +2,17 @@
 
 /**
  * Bytes written into every line — a text prefix, a JSON head, tail or the glue of
- * both — split into little-endian 8-byte words and the bytes left over: one store
+ * both — as little-endian 8-byte words, the last one padded with zeros: one store
  * per word, where TypedArray.set costs a native call per line and a byte loop a
  * store per byte (for --json's ~100-byte glue, 8-byte stores measured ~10 % less
  * main-thread time than TypedArray.set, and that less than 4-byte stores).
+ *
+ * Whole words and no loop for the bytes left over: with one, a prefix of another
+ * length mod 8 (socket[pid=…] changes with the pid's digits) ran loop bodies the
+ * compiled writers had never seen run, and each such sender sent them back to the
+ * interpreter (an FTL exit, InadequateCoverage). So put writes up to `room` bytes:
+ * what lies past `length` is overwritten by what follows, or lies past the
+ * output's len; reserve room, not length.
  *
  * The words go through float64 loads and stores, which keep every bit pattern but
  * a NaN's (JavaScriptCore makes NaNs canonical): a piece with a word that reads as
@@ -14,30 +21,31 @@
  */
 export class Piece {
   private readonly words8: Float64Array;
+  /** Empty unless a word reads as NaN: then the bytes as 4-byte words, and words8 is empty. */
   private readonly words4: Int32Array;
-  private readonly rest: Uint8Array;
   readonly length: number;
+  /** The bytes put writes from where it starts: length rounded up to its words. */
+  readonly room: number;
 
   constructor(readonly bytes: Uint8Array) {
     this.length = bytes.byteLength;
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let n8 = bytes.byteLength >> 3;
-    const words8 = Float64Array.from({ length: n8 }, (_, k) => view.getFloat64(8 * k, true));
-    if (words8.some(Number.isNaN)) n8 = 0;
-    this.words8 = words8.subarray(0, n8);
-    const n4 = (bytes.byteLength - 8 * n8) >> 2;
-    this.words4 = Int32Array.from({ length: n4 }, (_, k) => view.getInt32(8 * n8 + 4 * k, true));
-    this.rest = bytes.slice(8 * n8 + 4 * n4);
+    const padded = new Uint8Array(Math.ceil(bytes.byteLength / 8) * 8);
+    padded.set(bytes);
+    const view = new DataView(padded.buffer);
+    const words8 = Float64Array.from({ length: padded.byteLength / 8 }, (_, k) => view.getFloat64(8 * k, true));
+    const nan = words8.some(Number.isNaN);
+    this.words8 = nan ? new Float64Array(0) : words8;
+    const n4 = nan ? Math.ceil(bytes.byteLength / 4) : 0;
+    this.words4 = Int32Array.from({ length: n4 }, (_, k) => view.getInt32(4 * k, true));
+    this.room = nan ? 4 * n4 : padded.byteLength;
   }
 
-  /** Writes the piece at buf[len] (view is a DataView of buf's bytes); returns the new length. */
-  put(buf: Uint8Array, view: DataView, len: number): number {
+  /** Writes the piece at len of view's bytes, room bytes in all; returns len + length. */
+  put(view: DataView, len: number): number {
     const words8 = this.words8;
-    for (let k = 0; k < words8.length; k++, len += 8) view.setFloat64(len, words8[k]!, true);
+    for (let k = 0; k < words8.length; k++) view.setFloat64(len + 8 * k, words8[k]!, true);
     const words4 = this.words4;
-    for (let k = 0; k < words4.length; k++, len += 4) view.setInt32(len, words4[k]!, true);
-    const rest = this.rest;
-    for (let k = 0; k < rest.length; k++) buf[len++] = rest[k]!;
-    return len;
+    for (let k = 0; k < words4.length; k++) view.setInt32(len + 4 * k, words4[k]!, true);
+    return len + this.length;
   }
 }
