@@ -22,7 +22,7 @@ export interface Sender {
 }
 
 /** The value of a sender's cache until it is made (compared by identity). */
-const NOT_MADE = new Piece(new Uint8Array(0));
+const NOT_MADE = new Piece("");
 
 /**
  * Every sender is made here, with its caches already in place: all senders then
@@ -358,13 +358,13 @@ export function writeJsonLine(out: ByteSink, from: Sender, b: Uint8Array, start:
 
 /** `","pid":1,…}\n`: what follows msg's text in an NDJSON line, made once per sender. */
 export function jsonTail(from: Sender): Piece {
-  if (from.jsonTail === NOT_MADE) from.jsonTail = new Piece(encoder.encode(`"${jsonSafe(fieldsTail(from))}\n`));
+  if (from.jsonTail === NOT_MADE) from.jsonTail = new Piece(`"${jsonSafe(fieldsTail(from))}\n`);
   return from.jsonTail;
 }
 
 /** The text prefix as bytes, made once per sender. */
 export function prefixPiece(from: Sender): Piece {
-  if (from.prefixPiece === NOT_MADE) from.prefixPiece = new Piece(Buffer.from(from.prefix, "latin1"));
+  if (from.prefixPiece === NOT_MADE) from.prefixPiece = new Piece(from.prefix);
   return from.prefixPiece;
 }
 

@@ -12,7 +12,7 @@ import { Policy, UNKNOWN } from "./policy.ts";
 import { sdNotify } from "./readiness.ts";
 import { DirLocks, preparePidfile, removePidfile, type Pidfile } from "./endpoint.ts";
 import { writeJsonAndTextLines, writeJsonLines, writeTextLines } from "./fast-lines.ts";
-import { writeText, type Sender } from "./format.ts";
+import { prefixPiece, writeText, type Sender } from "./format.ts";
 import { log } from "./log.ts";
 import { ForwardSink } from "./sinks/forward.ts";
 import { Message, type Sink } from "./sinks/sink.ts";
@@ -113,7 +113,12 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
   const ctx: ChannelContext = {
     deliver: simple ? plain : checked,
     deliverLines: simple
-      ? (from, body, start, stop, max) => (done ? stop : writeTextLines(out, from, body, start, stop, max))
+      ? (from, body, start, stop, max) => {
+          if (done) return stop;
+          const at = writeTextLines(out, prefixPiece(from), body, start, stop, max);
+          out.commit();
+          return at;
+        }
       : structured
         ? structuredLines
         : undefined,

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { writeJsonLines, writeTextLines } from "../src/fast-lines.ts";
-import { fifoSender, jsonLine, signalSender, socketSender, writeEscaped, writeJsonLine, writeText } from "../src/format.ts";
+import { fifoSender, jsonLine, prefixPiece, signalSender, socketSender, writeEscaped, writeJsonLine, writeText } from "../src/format.ts";
 import { Output } from "../src/output.ts";
 
 function text(body: Uint8Array | string, from = fifoSender("fifo")): string {
@@ -42,11 +42,11 @@ test("writeTextLines: plain lines in one pass, stops at a line to escape or long
   const out = new Output(-1, () => {});
   const b = new TextEncoder().encode("one\ntwo\nbad\x1b\nfour\n");
   const from = fifoSender("fifo");
-  const stop = writeTextLines(out, from, b, 0, b.byteLength, 64);
+  const stop = writeTextLines(out, prefixPiece(from), b, 0, b.byteLength, 64);
   expect(stop).toBe(8); // the start of "bad\x1b"
   expect(Buffer.from(out.buf.subarray(0, out.len)).toString()).toBe("fifo: one\nfifo: two\n");
-  expect(writeTextLines(out, from, new TextEncoder().encode("12345\n"), 0, 6, 4)).toBe(0); // 5 > max 4
-  expect(writeTextLines(out, from, new TextEncoder().encode("1234\n"), 0, 5, 4)).toBe(5); // exactly max is fine
+  expect(writeTextLines(out, prefixPiece(from), new TextEncoder().encode("12345\n"), 0, 6, 4)).toBe(0); // 5 > max 4
+  expect(writeTextLines(out, prefixPiece(from), new TextEncoder().encode("1234\n"), 0, 5, 4)).toBe(5); // exactly max is fine
   expect(Buffer.from(out.buf.subarray(0, out.len)).toString()).toBe("fifo: one\nfifo: two\nfifo: 1234\n");
   out.len = 0;
 });
@@ -99,7 +99,7 @@ describe("--json", () => {
     const b = new TextEncoder().encode('one\nsay "hi" \\o/\n12345\nbad\x1b\nfour\n');
     const noTs = (s: string) => s.replace(/\{"ts":"[^"]*"/g, "");
     const stop = writeJsonLines(json, from, b, 0, b.byteLength, 16);
-    expect(stop).toBe(writeTextLines(text, from, b, 0, b.byteLength, 16));
+    expect(stop).toBe(writeTextLines(text, prefixPiece(from), b, 0, b.byteLength, 16));
     expect(stop).toBe(b.indexOf(0x62)); // "bad\x1b"
     const want = new Output(-1, () => {});
     for (const line of ["one", 'say "hi" \\o/', "12345"]) {

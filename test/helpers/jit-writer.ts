@@ -1,10 +1,11 @@
 // Run by fast-lines.test.ts in a process of its own (a fresh JIT): compiles
-// writeTextLines with one sender (DFG, then FTL), then writes with 3,000 new ones (pids of 1 to 6 digits), and prints how
-// often JavaScriptCore threw the compiled writer away since (0 when new senders
-// look to it like the first).
+// writeTextLines with one sender (DFG, then FTL), then writes with 3,000 new ones
+// (pids of 1 to 6 digits: prefixes of other lengths), and prints how often
+// JavaScriptCore threw the compiled writer away since (0 when new senders look to
+// it like the first).
 import { numberOfDFGCompiles, reoptimizationRetryCount } from "bun:jsc";
 import { writeTextLines } from "../../src/fast-lines.ts";
-import { socketSender } from "../../src/format.ts";
+import { prefixPiece, socketSender } from "../../src/format.ts";
 import { Output } from "../../src/output.ts";
 
 const out = new Output(-1, () => {});
@@ -12,7 +13,7 @@ const line = new TextEncoder().encode(`${"x".repeat(31)}\n`);
 const chunk = new Uint8Array(line.byteLength * 64);
 for (let k = 0; k < 64; k++) chunk.set(line, k * line.byteLength);
 const write = (from: ReturnType<typeof socketSender>): void => {
-  writeTextLines(out, from, chunk, 0, chunk.byteLength, 65536);
+  writeTextLines(out, prefixPiece(from), chunk, 0, chunk.byteLength, 65536);
   out.len = 0; // nothing is written to the fd
 };
 const first = socketSender("socket", 1, 0, 0);
