@@ -139,7 +139,8 @@ export function writeJsonLines(out: ByteSink, from: Sender, b: Uint8Array, start
 
 /**
  * writeJsonLines into json and writeTextLines into text in one pass (--store
- * with text on stdout): each line is checked once. Stops where both would.
+ * with text on stdout): each line is checked once. Stops where both would. The
+ * caller commits text, as for writeTextLines.
  */
 export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender, b: Uint8Array, start: number, stop: number, max: number): number {
   const glue = jsonGlue(from);
@@ -183,10 +184,7 @@ export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender
       continue lines;
     }
     for (let c = b[i]!; c !== 10; c = b[++i]!) {
-      if (c < 0x20 || c >= 0x7f || i - first === max) {
-        text.commit();
-        return first; // neither len was moved
-      }
+      if (c < 0x20 || c >= 0x7f || i - first === max) return first; // neither len was moved
       tb[t++] = c;
       if (c === 0x22 || c === 0x5c) jb[j++] = 0x5c;
       jb[j++] = c;
@@ -197,7 +195,6 @@ export function writeJsonAndTextLines(json: ByteSink, text: Output, from: Sender
     text.len = t;
     i++;
   }
-  text.commit();
   return i;
 }
 

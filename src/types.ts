@@ -71,8 +71,9 @@ export interface ChannelContext {
   /** One message: body[start, end) (a range, so framing allocates nothing per line). */
   deliver(from: Sender, body: Uint8Array, start?: number, end?: number): void;
   /**
-   * Set when nothing but text goes to stdout: whole lines of body[start, stop) in one
-   * pass (see LineFramer's bulk path); returns where it stopped.
+   * Set when no limit or filter needs each message on its own (text, --json, --store):
+   * whole lines of body[start, stop) in one pass (see LineFramer's bulk path); returns
+   * where it stopped, at a line it leaves to deliver.
    */
   deliverLines?: (from: Sender, body: Uint8Array, start: number, stop: number, max: number) => number;
   warn(message: string): void;

@@ -161,7 +161,7 @@ class Growing {
   }
 }
 
-test("the JSON writers give the same bytes when the outputs fill up mid-read (stdout written out, the store first)", () => {
+test("the writers give the same bytes when the outputs fill up mid-read (stdout written out, the store first)", () => {
   const store = new Growing();
   const [small, stdout] = [new Collecting(), new Collecting(() => store.flush())];
   for (let t = 0; t < 2000; t++) {
@@ -169,6 +169,10 @@ test("the JSON writers give the same bytes when the outputs fill up mid-read (st
     const max = [1, 3, 4, 5, 8, 31, 64, 65536][random(8)]!;
     const bytes = input();
     const ref = reference(from, max, bytes);
+    // a piece writes up to its room, past its length: a writer that reserved only the length would write past a small buffer
+    small.reset(100 + random(300));
+    feed(new LineFramer(max, (b, s, e) => writeText(small, from, b, s, e), () => {}, (b, s, e) => writeTextLines(small, prefixPiece(from), b, s, e, max)), bytes);
+    expect(small.take()).toBe(ref.text);
     small.reset(200 + random(300));
     feed(new LineFramer(max, (b, s, e) => void writeJsonLine(small, from, b, s, e), () => {}, (b, s, e) => writeJsonLines(small, from, b, s, e, max)), bytes);
     expect(noTs(small.take())).toBe(ref.json);
@@ -181,10 +185,31 @@ test("the JSON writers give the same bytes when the outputs fill up mid-read (st
   }
 });
 
+test("the text writers stay inside a buffer that is nearly full: short lines at every buffer size", () => {
+  // A piece writes up to its room (its length rounded up to 8): a writer that reserved only the
+  // length wrote past the end when the line just fitted (a RangeError from the DataView).
+  const out = new Collecting();
+  const lines = new TextEncoder().encode("x\n\n".repeat(20)); // empty lines too: no message bytes after the prefix
+  // prefixes of every length mod 8 that matters: room - length from 2 to 7
+  for (const from of [...SENDERS, socketSender("socket", 7, 0, 0), socketSender("socket", 123456, 1000, 1000), socketSender("socket", 1234567, 0, 0)]) {
+    const want = `${from.prefix}x\n${from.prefix}\n`.repeat(20);
+    for (let size = 24; size < 400; size++) {
+      for (const max of [1, 2, 64]) {
+        out.reset(size);
+        feed(new LineFramer(max, (b, s, e) => writeText(out, from, b, s, e), () => {}, (b, s, e) => writeTextLines(out, prefixPiece(from), b, s, e, max)), lines);
+        expect(out.take()).toBe(want);
+        out.reset(size);
+        feed(new LineFramer(max, (b, s, e) => writeText(out, from, b, s, e), () => {}), lines);
+        expect(out.take()).toBe(want);
+      }
+    }
+  }
+});
+
 test("clients that arrive after writeTextLines was compiled do not make it compile again (a fresh process)", () => {
-  // Prefixes of other lengths once ran loops the compiled writer had not seen run, and a sender's
-  // caches started as undefined: each new client sent it back to be compiled again (with 100
-  // clients streaming: ~25 ms more on the JIT thread).
+  // A Piece once wrote its bytes in three loops (8-byte words, 4-byte words, single bytes), which of
+  // them ran depending on the length mod 8: a client whose prefix ran a loop the compiled writer had
+  // not seen run sent it back to be compiled again (retries 1 with the old Piece, 3 runs of 3).
   const run = Bun.spawnSync([process.execPath, `${import.meta.dir}/helpers/jit-writer.ts`], { stderr: "pipe" });
   expect({ exitCode: run.exitCode, stderr: run.stderr.toString() }).toEqual({ exitCode: 0, stderr: "" });
   expect(JSON.parse(run.stdout.toString())).toEqual({ retries: 0 });

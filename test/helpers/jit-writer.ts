@@ -20,7 +20,7 @@ const first = socketSender("socket", 1, 0, 0);
 const deadline = performance.now() + 20_000;
 while (numberOfDFGCompiles(writeTextLines) === 0 && performance.now() < deadline) write(first);
 if (numberOfDFGCompiles(writeTextLines) === 0) throw new Error("writeTextLines was never compiled");
-for (let r = 0; r < 20_000; r++) write(first); // on to the FTL, which inlines the cache's read
+for (let r = 0; r < 20_000; r++) write(first); // on to the FTL, which inlines Piece.put
 for (let i = 0; i < 3000; i++) {
   const from = socketSender("socket", [7, 42, 1000 + i, 123456 + i][i % 4]!, 0, 0); // prefixes of other lengths too
   for (let r = 0; r < 20; r++) write(from);
