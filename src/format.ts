@@ -31,9 +31,10 @@ const NOT_MADE = new Piece("");
  * recompiled as new connections came in: three FTL compiles of writeTextLines
  * with 100 clients, one with one). A cache not made yet holds NOT_MADE, a Piece
  * like the made ones: `undefined` there was a second type, and a client arriving
- * after the writers were compiled for Pieces sent them back to be compiled again
- * (an FTL exit, BadType; 100 clients: two FTL compiles of writeTextLines, ~25 ms
- * each on the JIT thread, instead of one).
+ * after a writer was compiled for Pieces sent it back to be compiled again (an
+ * FTL exit, BadType; measured while writeTextLines still read the cache itself,
+ * as the JSON writers do: with 100 clients two FTL compiles of ~25 ms each on the
+ * JIT thread instead of one).
  */
 function sender(channel: Channel, prefix: string, fields: Sender["fields"]): Sender {
   return { channel, prefix, fields, prefixPiece: NOT_MADE, jsonTail: NOT_MADE, jsonHead: NOT_MADE, jsonHeadMs: -1, jsonGlue: NOT_MADE };
