@@ -93,9 +93,17 @@ interface Server {
 let seq = 0;
 /** Everything started, so that a failing run leaves no server behind. */
 const running = new Set<{ kill(sig?: number | NodeJS.Signals): void }>();
+/** Every queue named, so that a failing run leaves none behind either (they outlive their reader). */
+const queues = new Set<string>();
+/** A queue name of this run, removed at the end whatever happens. */
+function queueName(tag: string | number): string {
+  const mq = `/pbbench_${process.pid}_${tag}`;
+  queues.add(mq);
+  return mq;
+}
 async function startPostbox(args: string[], out: Out = "pipe", onText?: (t: string) => void): Promise<Server> {
   const dir = mkdtempSync(join(WORK, "pb-"));
-  const mq = `/pbbench_${process.pid}_${++seq}`;
+  const mq = queueName(++seq);
   const stdout = out === "pipe" ? "pipe" : out === "file" ? Bun.file(join(dir, "out.txt")) : "ignore";
   const queue = args.includes("--no-mq") ? [] : ["--mq", mq];
   const p = Bun.spawn(withFiles([BIN, "--quiet", ...queue, "--signals", "USR1,RTMIN", "--pidfile", "pid", ...args]), { cwd: dir, stdout, stderr: "inherit" });
@@ -301,7 +309,8 @@ async function idleConnections(n: number): Promise<{ beforeKiB: number; withKiB:
   running.add(p);
   const reader = (p.stdout as ReadableStream<Uint8Array>).getReader();
   const { value } = await reader.read();
-  if (!value || !new TextDecoder().decode(value).includes("ready")) throw new Error("load idle did not connect its clients");
+  if (!value || !new TextDecoder().decode(value).includes("ready"))
+    throw new Error(`load idle did not connect its ${n} clients (its stderr above says why): it and postbox need more than ${n} open files each, and the hard limit (ulimit -Hn) caps what they can raise theirs to`);
   let served = true;
   await until(() => fdCount(s.pid) >= fds + n, `postbox to accept ${n} clients`, 60_000).catch(() => (served = false));
   await sleep(1000); // let what the connections allocated settle
@@ -319,7 +328,7 @@ async function startup(): Promise<{ medianMs: number; idleKiB: number }> {
   let idle = 0;
   for (let i = 0; i < 10; i++) {
     const dir = mkdtempSync(join(WORK, "start-"));
-    const mq = `/pbbench_${process.pid}_start${i}`;
+    const mq = queueName(`start${i}`);
     const t0 = performance.now();
     const p = Bun.spawn([BIN, "--mq", mq], { cwd: dir, stdout: "ignore", stderr: "pipe" });
     let text = "";
@@ -494,5 +503,6 @@ try {
   await main();
 } finally {
   for (const p of running) p.kill("SIGKILL");
+  for (const mq of queues) mqRemove(mq);
   rmSync(WORK, { recursive: true, force: true });
 }

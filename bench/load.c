@@ -68,6 +68,7 @@ static void datagrams(const char *path, long n, int len) {
 
 static int connect_to(const char *path) {
   int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (s < 0) die("socket");
   struct sockaddr_un a;
   memset(&a, 0, sizeof a);
   a.sun_family = AF_UNIX;
