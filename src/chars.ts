@@ -12,3 +12,14 @@ export function onlyChars(s: string, lo: number, hi: number, from = 0): boolean 
 
 /** Only the digits 0–9, at least one. */
 export const onlyDigits = (s: string, from = 0): boolean => onlyChars(s, 48, 57, from);
+
+/** Only [A-Za-z0-9_./+-], at least one: a path safe to print unquoted. */
+export function plainPath(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const word = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+    if (!word && c !== 46 && c !== 47 && c !== 43 && c !== 45) return false;
+  }
+  return true;
+}

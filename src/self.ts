@@ -4,6 +4,7 @@
 // (a compiled Bun binary's process.argv[0] is always "bun").
 import { readFileSync } from "node:fs";
 import { basename, dirname, relative } from "node:path";
+import { plainPath } from "./chars.ts";
 
 let memo: string | undefined;
 
@@ -25,14 +26,4 @@ function invokedAs(): string {
   if (Bun.which(basename(exe)) === exe) return basename(exe);
   const rel = relative(process.cwd(), exe);
   return dirname(rel) === "." ? `./${rel}` : rel.startsWith("..") ? exe : rel;
-}
-
-/** Only [A-Za-z0-9_./+-]: safe to print unquoted. A loop, not a regular expression (see chars.ts). */
-function plainPath(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const word = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
-    if (!word && c !== 46 && c !== 47 && c !== 43 && c !== 45) return false;
-  }
-  return true;
 }

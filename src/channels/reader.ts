@@ -9,6 +9,7 @@ export interface FdReader {
   stop(): void;
 }
 
+/** One read: what Bun's stream reads at a time, and readPipe's buffer. */
 const BUF = 1 << 18;
 
 /** onEnd runs at end of file (all writers gone), unless stop() came first. */
@@ -76,8 +77,6 @@ export interface PipeReader extends FdReader {
   readonly unwatched: string | null;
 }
 
-/** One read: what Bun's stream reads at a time. */
-const PIPE_BUF_BYTES = 1 << 18;
 /** At most this much per loop turn, so the other channels and stdout get theirs while a writer floods us. */
 const TURN = 1 << 20;
 
@@ -108,7 +107,7 @@ export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onErr
     closeSync(events);
     return streamed(reason(err));
   }
-  const buf = new Uint8Array(PIPE_BUF_BYTES);
+  const buf = new Uint8Array(BUF);
   let watching = true;
   let scheduled = false;
 

@@ -291,6 +291,15 @@ export class SocketHub {
     );
   }
 
+  /** A connection's own framer, made when it is first needed. */
+  private framerOf(c: Conn): LineFramer {
+    return (c.framer ??= this.framer(() => c.sender));
+  }
+
+  /** The one buffer of our own reads. */
+  private readBuffer(): Uint8Array {
+    return (this.readBuf ??= new Uint8Array(READ_BUF));
+  }
 
   /** Past WAIT_FACTOR times --max-connections: refuse. */
   private overflow(s: Client): void {
@@ -392,7 +401,7 @@ export class SocketHub {
     const c = s.data;
     if (!c || c.closed) return;
     try {
-      this.readQueued(fdOf(s), (c.framer ??= this.framer(() => c.sender)), Infinity);
+      this.readQueued(fdOf(s), this.framerOf(c), Infinity);
     } catch (err) {
       this.ctx.warn(`${c.sender.prefix.slice(0, -2)}: cannot read what it sent (${reason(err)})`);
     }
@@ -418,7 +427,7 @@ export class SocketHub {
    * what is still to come, Bun reads as usual.
    */
   private readAtOnce(s: Client, fd: number, c: Conn): void {
-    const buf = (this.readBuf ??= new Uint8Array(READ_BUF));
+    const buf = this.readBuffer();
     let n = -1;
     let eof = false;
     try {
@@ -464,7 +473,7 @@ export class SocketHub {
   private data(s: Client, chunk: Uint8Array): void {
     const c = s.data;
     if (!c || c.closed) return;
-    const framer = (c.framer ??= this.framer(() => c.sender));
+    const framer = this.framerOf(c);
     framer.push(chunk);
     if (chunk.byteLength >= DRAIN_FROM) this.drainNow(s, framer);
     c.last = performance.now();
@@ -493,7 +502,7 @@ export class SocketHub {
 
   /** Up to `reads` reads of what fd holds now, into framer; stops at EAGAIN or EOF (which Bun's own read then sees). */
   private readQueued(fd: number, framer: LineFramer, reads: number): void {
-    const buf = (this.readBuf ??= new Uint8Array(READ_BUF));
+    const buf = this.readBuffer();
     for (let k = 0, n; k < reads && (n = recvNow(fd, buf, 0)) > 0; k++) framer.push(buf.subarray(0, n));
   }
 

@@ -149,21 +149,22 @@ const MSG_DONTWAIT = 0x40;
 
 /** recv(2) without waiting into buf[at…]: the bytes read, 0 at EOF, -1 when nothing is there yet. */
 export function recvNow(fd: number, buf: Uint8Array, at: number): number {
-  const n = Number(c().recv(fd, ptr(buf, at), buf.byteLength - at, MSG_DONTWAIT));
-  if (n >= 0) return n;
-  const e = errno();
-  if (e === constants.errno.EAGAIN || e === constants.errno.EINTR) return -1;
-  fail("recv", `fd ${fd}`, e);
+  return withoutWaiting("recv", fd, () => Number(c().recv(fd, ptr(buf, at), buf.byteLength - at, MSG_DONTWAIT)));
 }
 
 /** read(2) of a non-blocking fd into buf[at…]: the bytes read, 0 at EOF, -1 when nothing is there yet (EAGAIN). */
 export function readNow(fd: number, buf: Uint8Array, at: number): number {
+  return withoutWaiting("read", fd, () => Number(c().read(fd, ptr(buf, at), buf.byteLength - at)));
+}
+
+/** A read that does not wait: its count, -1 for EAGAIN, again after EINTR; any other error is thrown. */
+function withoutWaiting(call: string, fd: number, read: () => number): number {
   for (;;) {
-    const n = Number(c().read(fd, ptr(buf, at), buf.byteLength - at));
+    const n = read();
     if (n >= 0) return n;
     const e = errno();
     if (e === constants.errno.EAGAIN) return -1;
-    if (e !== constants.errno.EINTR) fail("read", `fd ${fd}`, e);
+    if (e !== constants.errno.EINTR) fail(call, `fd ${fd}`, e);
   }
 }
 
