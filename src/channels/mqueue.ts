@@ -1,7 +1,7 @@
 // POSIX message queue channel. On Linux an mqd_t is an fd that poll can watch:
 // a native thread (ffi/mqreader.ts) blocks in ppoll on it, never on signals, takes
-// the messages and streams them in batches through a pipe the loop reads, as the
-// signal trap does. mq_notify(SIGEV_NONE) only claims the queue as its reader.
+// the messages and streams them in batches through a pipe the loop reads as it reads
+// the FIFO (readPipe). mq_notify(SIGEV_NONE) only claims the queue as its reader.
 import { fchmodSync } from "node:fs";
 import { ownedOrClosed } from "../endpoint.ts";
 import { PostboxError, SysError, reason } from "../errors.ts";
@@ -12,7 +12,7 @@ import { mqueueSender, type Sender } from "../format.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { log } from "../log.ts";
 import { selfCommand } from "../self.ts";
-import { readFd } from "./reader.ts";
+import { readPipe } from "./reader.ts";
 
 /** Lines longer than this take the per-message path (the bulk path reserves room for one). */
 const LINE_MAX = 4096;
@@ -184,7 +184,7 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
       return;
     }
     if (limited) thread.allow(Math.min(ctx.budget, AHEAD));
-    readFd(thread.fd, onChunk, onPipeFailed, onEnd); // until end of file: stopped through the thread
+    readPipe(thread.fd, onChunk, onPipeFailed, onEnd); // until end of file: stopped through the thread
   };
 
   // Another reader is refused now, without claiming the queue ourselves: the

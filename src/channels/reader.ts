@@ -88,7 +88,8 @@ const TURN = 1 << 20;
  * loop's time). Bun has no
  * fd-readiness API, but every write to a pipe raises IN_MODIFY on its inode (write,
  * writev, splice, vmsplice, tee, sendfile: tried), so inotify wakes us and we read
- * with read(2) until the pipe is empty; nothing reads ahead of us. Where inotify
+ * with read(2) until the pipe is empty; nothing reads ahead of us (a close raises
+ * IN_CLOSE_WRITE, for onEnd). Where inotify
  * cannot watch it (no /proc, out of instances or watches, a sandbox) it is readFd.
  */
 export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void, onEnd?: () => void): PipeReader {
@@ -102,7 +103,8 @@ export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onErr
     return streamed(reason(err));
   }
   try {
-    inotifyWatch(events, `/proc/self/fd/${fd}`, IN.MODIFY);
+    // A writer's close is no write: where end of file matters it must wake us too.
+    inotifyWatch(events, `/proc/self/fd/${fd}`, onEnd ? IN.MODIFY | IN.CLOSE_WRITE : IN.MODIFY);
   } catch (err) {
     closeSync(events);
     return streamed(reason(err));
@@ -136,8 +138,9 @@ export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onErr
       return false;
     }
     onChunk(buf.subarray(0, n));
-    // Short: the pipe was empty then, and a write since has raised an event of its own.
-    return n === buf.byteLength;
+    // Short: the pipe was empty then, and a write since has raised an event of its own;
+    // a close may have come before the read, its event already taken: read on to EAGAIN.
+    return n === buf.byteLength || onEnd !== undefined;
   };
   const drain = (): void => {
     for (let taken = 0; watching && step(); ) if ((taken += buf.byteLength) >= TURN) return later();

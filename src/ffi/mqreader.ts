@@ -225,7 +225,7 @@ export const RECORD_HEADER = 12;
 const F = { mqd: 0, out: 1, ctl: 2, msgsize: 3, bufsize: 4, flushAt: 5, claims: 6, limited: 7, stop: 8, allowed: 9, taken: 10 } as const;
 const HEADER_BYTES = 64;
 /** A batch is written once it holds this much (or the queue is empty): few writes, little delay. */
-const FLUSH_AT = 16 << 10;
+const FLUSH_AT = 64 << 10;
 const PIPE_BYTES = 1 << 20;
 
 export interface MqReader {
@@ -283,7 +283,7 @@ export function startMqReader(mqd: number, msgsize: number, opts: { claims: bool
   let ctl = -1;
   try {
     ctl = eventFd({ nonBlocking: true });
-    const bufsize = Math.max(64 << 10, 2 * (RECORD_HEADER + msgsize + 1)); // a batch of FLUSH_AT, and room for the largest message
+    const bufsize = FLUSH_AT + 2 * (RECORD_HEADER + msgsize + 1); // a batch of FLUSH_AT, and room for the largest message
     const shared = new ArrayBuffer(HEADER_BYTES + bufsize);
     const state = new Int32Array(shared, 0, HEADER_BYTES / 4);
     state[F.mqd] = mqd;
