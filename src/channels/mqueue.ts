@@ -184,7 +184,7 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
       return;
     }
     if (limited) thread.allow(Math.min(ctx.budget, AHEAD));
-    readPipe(thread.fd, onChunk, onPipeFailed, onEnd); // until end of file: stopped through the thread
+    readPipe(thread.fd, onChunk, onPipeFailed, onEnd, thread.batch); // until end of file: stopped through the thread
   };
 
   // Another reader is refused now, without claiming the queue ourselves: the

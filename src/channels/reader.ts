@@ -92,7 +92,7 @@ const TURN = 1 << 20;
  * IN_CLOSE_WRITE, for onEnd). Where inotify
  * cannot watch it (no /proc, out of instances or watches, a sandbox) it is readFd.
  */
-export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void, onEnd?: () => void): PipeReader {
+export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onError: (err: unknown) => void, onEnd?: () => void, bytes = BUF): PipeReader {
   const streamed = (why: string): PipeReader => ({ ...readFd(fd, onChunk, onError, onEnd), unwatched: why });
   const kernel = release();
   if (!notifiesEveryPipeWrite(kernel)) return streamed(`Linux ${kernel} does not raise IN_MODIFY for splice, vmsplice and tee writes (6.6 does)`);
@@ -109,7 +109,7 @@ export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onErr
     closeSync(events);
     return streamed(reason(err));
   }
-  const buf = new Uint8Array(BUF);
+  const buf = new Uint8Array(bytes); // the most one read takes; held while the pipe is read
   let watching = true;
   let scheduled = false;
 

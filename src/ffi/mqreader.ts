@@ -231,6 +231,8 @@ const PIPE_BYTES = 1 << 20;
 export interface MqReader {
   /** Read end of the record pipe (non-blocking); end of file once the thread is done. */
   readonly fd: number;
+  /** The most one batch holds: a read of this size takes a whole one. */
+  readonly batch: number;
   /** Limited mode: let the thread take up to `total` messages in all (it waits for more). */
   allow(total: number): void;
   /** Ask the thread to stop: it writes what it holds, closes the pipe and ends. */
@@ -300,6 +302,7 @@ export function startMqReader(mqd: number, msgsize: number, opts: { claims: bool
     holders.add(shared); // the thread uses it until it closes the pipe
     return {
       fd: readFd,
+      batch: bufsize,
       allow(total) {
         if (stopped) return;
         state[F.allowed] = total; // modulo 2^32, as the thread compares (the caller keeps it < 2^31 ahead)
