@@ -112,8 +112,11 @@ export function dgramSender(
   return sender("dgram", `dgram[${who}${sev}]: `, fields);
 }
 
+/** The mq text prefix around the priority's digits (the reader thread writes it for plain messages). */
+export const MQUEUE_PREFIX = { before: "mqueue[prio=", after: "]: " } as const;
+
 export function mqueueSender(via: string, prio: number): Sender {
-  return sender("mqueue", `mqueue[prio=${prio}]: `, { prio, via });
+  return sender("mqueue", `${MQUEUE_PREFIX.before}${prio}${MQUEUE_PREFIX.after}`, { prio, via });
 }
 
 type Stored = Readonly<Record<string, unknown>>;

@@ -122,6 +122,15 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
       : structured
         ? structuredLines
         : undefined,
+    deliverText: simple
+      ? (bytes, start, stop) => {
+          if (done) return;
+          out.reserve(stop - start);
+          out.buf.set(bytes.subarray(start, stop), out.len);
+          out.len += stop - start;
+          out.commit();
+        }
+      : undefined,
     warn: (message) => log.warn(message),
     flush: () => out.flush(),
     get taking() {

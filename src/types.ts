@@ -76,6 +76,11 @@ export interface ChannelContext {
    * where it stopped, at a line it leaves to deliver.
    */
   deliverLines?: (from: Sender, body: Uint8Array, start: number, stop: number, max: number) => number;
+  /**
+   * Set only for text to stdout with no limit, filter or other output: bytes[start, stop)
+   * are whole output lines already (the mq reader thread writes plain messages so).
+   */
+  deliverText?: (bytes: Uint8Array, start: number, stop: number) => void;
   warn(message: string): void;
   /** Write out what was delivered so far (a client served at once is closed only once its lines are out). */
   flush(): void;

@@ -14,6 +14,21 @@ function queue(): { name: string; [Symbol.dispose](): void } {
   return { name, [Symbol.dispose]: () => mqRemove(name) };
 }
 
+/**
+ * Queued before the start (the reader thread takes them back to back), the lines
+ * are `text`: as the thread writes plain ones itself (no options), and with
+ * --count, where the loop formats every message.
+ */
+async function expectText(posted: Array<[string, number]>, text: string[]): Promise<void> {
+  for (const args of [[], ["--count", String(posted.length)]]) {
+    using dir = tempDir();
+    using q = queue();
+    mqPut(q.name, posted);
+    await using pb = await startPostbox(dir.path, [...only, "--mq", q.name, ...args]);
+    expect(await pb.waitLines(posted.length)).toEqual(text);
+  }
+}
+
 describe("message-queue channel", () => {
   test("postbox send --mq from another process prints 'mqueue[prio=0]: 4'", async () => {
     using dir = tempDir();
@@ -38,19 +53,42 @@ describe("message-queue channel", () => {
     const long = "y".repeat(6000); // longer than the bulk path takes in one line
     const posted: Array<[string, number]> = [["a1", 5], ["two\nlines", 5], ["a2", 5], ["trail\n\n", 5], ["", 5], ["ctl\x01x", 0], ["b1", 0], [long, 0], ["b2\n", 0]];
     const text = ["a1", "two\\nlines", "a2", "trail", ""].map((m) => `mqueue[prio=5]: ${m}`).concat(["ctl\\x01x", "b1", long, "b2"].map((m) => `mqueue[prio=0]: ${m}`));
-    for (const args of [[], ["--count", "9"]]) {
-      using dir = tempDir();
-      using q = queue();
-      mqPut(q.name, posted);
-      await using pb = await startPostbox(dir.path, [...only, "--mq", q.name, ...args]);
-      expect(await pb.waitLines(9)).toEqual(text);
-    }
+    await expectText(posted, text);
     using dir = tempDir();
     using q = queue();
     mqPut(q.name, posted);
     await using pb = await startPostbox(dir.path, [...only, "--mq", q.name, "--json"]);
     const recs = (await pb.waitLines(9)).map((l) => JSON.parse(l));
     expect(recs.map((r) => [r.msg, r.prio])).toEqual([["a1", 5], ["two\nlines", 5], ["a2", 5], ["trail", 5], ["", 5], ["ctl\x01x", 0], ["b1", 0], [long, 0], ["b2", 0]]);
+  });
+
+  test("plain messages (which the reader thread writes as text itself) and escaped ones interleave in one batch: each line as the per-message writer prints it", async () => {
+    // By priority, then in the order posted.
+    const posted: Array<[string, number]> = [
+      ["plain \\ back~slash", 32767],
+      ["tab\there", 32767],
+      ["\u00e9 utf-8", 32767],
+      ["del\x7f", 100],
+      ["0123456789abcdefXY", 100],
+      ["esc\x1b[31m", 100],
+      ["", 100],
+      ["~ !", 7],
+      [" ", 7],
+      ["last", 0],
+    ];
+    const text = [
+      "mqueue[prio=32767]: plain \\ back~slash",
+      "mqueue[prio=32767]: tab\\there",
+      "mqueue[prio=32767]: \u00e9 utf-8",
+      "mqueue[prio=100]: del\\x7f",
+      "mqueue[prio=100]: 0123456789abcdefXY",
+      "mqueue[prio=100]: esc\\x1b[31m",
+      "mqueue[prio=100]: ",
+      "mqueue[prio=7]: ~ !",
+      "mqueue[prio=7]:  ",
+      "mqueue[prio=0]: last",
+    ];
+    await expectText(posted, text);
   });
 
   test("SIGTERM while a sender streams into the queue: every message taken is printed, the rest stay queued, none twice", async () => {

@@ -8,7 +8,7 @@ import { PostboxError, SysError, reason } from "../errors.ts";
 import { mqClaim, mqClose, mqGetattr, mqOpen, mqStatus, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY, setNonBlocking } from "../ffi/libc.ts";
 import { REC, RECORD_HEADER, startMqReader, type MqReader } from "../ffi/mqreader.ts";
 import { errnoNameOf } from "../ffi/core.ts";
-import { mqueueSender, type Sender } from "../format.ts";
+import { MQUEUE_PREFIX, mqueueSender, type Sender } from "../format.ts";
 import type { ChannelContext, ChannelHandle } from "../types.ts";
 import { log } from "../log.ts";
 import { selfCommand } from "../self.ts";
@@ -97,7 +97,8 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
       const stop = start + len;
       if (stop > data.byteLength) break;
       at = stop;
-      if (kind === REC.lines) lines(sender(prio), data, start, stop);
+      if (kind === REC.text) ctx.deliverText?.(data, start, stop); // asked for only when there is one
+      else if (kind === REC.lines) lines(sender(prio), data, start, stop);
       else if (kind === REC.raw) {
         ctx.deliver(sender(prio), data, start, stop);
         delivered++;
@@ -177,7 +178,8 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
     if (!serving) return; // closed before it started
     try {
       // What was left while nobody read comes first, in the queue's priority order.
-      thread = startMqReader(mqd, attr.msgsize, { claims, limited });
+      // Text with nothing to check per message: the thread writes plain messages' lines itself.
+      thread = startMqReader(mqd, attr.msgsize, { claims, limited, text: ctx.deliverText && !limited ? MQUEUE_PREFIX : undefined });
     } catch (err) {
       ctx.warn(`mq ${name}: cannot start the reader thread: ${startFailure(err)}; the mq channel stops`);
       onEnd();

@@ -53,14 +53,19 @@ __asm__(".text\n.global rawsys\nrawsys:\n.int 0xaa0503e8\n.int 0xd4000001\n.int 
 #define REFILL_NS 200000
 #define REFILLS 8
 
-/* Shared with JS (an Int32Array over the same memory); the batch buffer follows at +64. */
+/* Shared with JS (an Int32Array over the same memory); the batch buffer follows at +128, then room for one message. */
 struct pb_mq {
   int mqd, out, ctl, msgsize;
   int bufsize, flush_at, claims, limited;
   volatile int stop;                /* set by JS, then ctl raised */
   volatile unsigned allowed;        /* limited: how many messages may be taken in all */
   unsigned taken;
+  int text, before_len, after_len;  /* text: plain messages are written as whole text lines, before prio after msg */
+  unsigned char before[32], after[16];
 };
+#define HEADER 128
+/* The longest prefix: before, five digits (MQ_PRIO_MAX is 32768), after. */
+#define PREFIX_MAX 56
 struct pb_pollfd { int fd; short events, revents; };
 struct pb_timespec { long sec, nsec; };
 struct pb_sigevent { long value; int signo, notify; int pad[12]; };
@@ -70,6 +75,7 @@ struct pb_sigevent { long value; int signo, notify; int pad[12]; };
 #define RAW 1     /* one message with a \n inside, its trailing \n stripped */
 #define CLAIM 2   /* mq_notify failed with errno prio; ENOSYS: goes on unclaimed, else: the end */
 #define FAILED 3  /* mq_timedreceive or ppoll failed with errno prio: the end */
+#define TEXT 4    /* text mode: whole output lines (prefix, message, \n) of plain messages, any priorities */
 
 static void put32(unsigned char *p, int v) { p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24; }
 static void header(unsigned char *p, int kind, int prio, int len) { put32(p, kind); put32(p + 4, prio); put32(p + 8, len); }
@@ -130,61 +136,96 @@ static int has_newline(unsigned char *b, int n) {
 }
 
 /*
- * Messages go into buf back to back: a message of the open LINES record's
- * priority is received right after it, so it costs one \n and no copy; any
- * other starts a record and is moved forward by a header (rare).
+ * Whether b[0, n) is all printable ASCII (0x20..0x7e): text shows such a message
+ * as it is, so it needs no escaping here. Eight bytes at a time: a byte below
+ * 0x20 borrows into its top bit, one above 0x7e carries into it (or has it).
+ */
+static int plain(unsigned char *b, int n) {
+  unsigned long x;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    x = *(unsigned long *) (b + i);
+    if ((((x - 0x2020202020202020UL) & ~x) | ((x + 0x0101010101010101UL) | x)) & 0x8080808080808080UL) return 0;
+  }
+  for (; i < n; i++) if (b[i] < 0x20 || b[i] > 0x7e) return 0;
+  return 1;
+}
+
+static void copy(unsigned char *to, unsigned char *from, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) *(unsigned long *) (to + i) = *(unsigned long *) (from + i);
+  for (; i < n; i++) to[i] = from[i];
+}
+
+/* The text prefix of prio at p (JS gave the parts around the digits); returns its length. */
+static int put_prefix(struct pb_mq *m, unsigned char *p, unsigned prio) {
+  unsigned char digits[8];
+  int k = 0, i, nd = 0;
+  for (i = 0; i < m->before_len; i++) p[k++] = m->before[i];
+  do { digits[nd++] = (unsigned char) ('0' + prio % 10); prio /= 10; } while (prio && nd < 8);
+  while (nd > 0) p[k++] = digits[--nd];
+  for (i = 0; i < m->after_len; i++) p[k++] = m->after[i];
+  return k;
+}
+
+/*
+ * Each message is received into its own room after the batch buffer, then
+ * appended to the open record: a text line (text mode, plain), a line of the
+ * open LINES record's priority, or a record of its own. A record is closed (its
+ * header written) when a message of another kind or priority comes, and before
+ * every write of the batch.
  */
 static void *run(void *arg) {
   struct pb_mq *m = arg;
-  unsigned char *buf = (unsigned char *) m + 64, *b;
+  unsigned char *buf = (unsigned char *) m + HEADER, *s = buf + m->bufsize;
   unsigned long all = ~0UL;
-  unsigned prio, run_prio = 0;
+  unsigned prio, open_prio = 0;
   unsigned long counter;
-  int len = 0, run = -1, n, i, rc = 0, got = 0, refills = 0, out = m->out, mqd = m->mqd, msgsize = m->msgsize;
+  int len = 0, open = -1, open_kind = 0, n, rc = 0, got = 0, refills = 0, out = m->out, mqd = m->mqd, msgsize = m->msgsize;
   long r;
+#define CLOSE_RECORD() do { if (open >= 0) { header(buf + open, open_kind, open_kind == LINES ? (int) open_prio : 0, len - open - 12); open = -1; } } while (0)
   rawsys(0 /* SIG_BLOCK */, (long) &all, 0, 8, 0, SYS_RT_SIGPROCMASK); /* created blocked already; never a signal here */
   while (!m->stop && rc >= 0) {
     if (m->limited && (int) (m->allowed - m->taken) <= 0) {
-      if (run >= 0) { header(buf + run, LINES, run_prio, len - run - 12); run = -1; }
+      CLOSE_RECORD();
       if (len > 0 && (rc = flush(m, buf, len)) < 0) break;
       len = 0; got = 0; refills = 0;
       wait_for(m->ctl, POLLIN);
       rawsys(m->ctl, (long) &counter, 8, 0, 0, SYS_READ);
       continue;
     }
-    if (len + 12 + msgsize + 1 > m->bufsize) {
-      if (run >= 0) { header(buf + run, LINES, run_prio, len - run - 12); run = -1; }
+    if (len + 12 + PREFIX_MAX + msgsize + 1 > m->bufsize) {
+      CLOSE_RECORD();
       if ((rc = flush(m, buf, len)) < 0) break;
       len = 0; got = 0; refills = 0;
     }
-    b = run >= 0 ? buf + len : buf + len + 12;
-    r = rawsys(mqd, (long) b, msgsize, (long) &prio, 0, SYS_MQ_TIMEDRECEIVE);
+    r = rawsys(mqd, (long) s, msgsize, (long) &prio, 0, SYS_MQ_TIMEDRECEIVE);
     if (r >= 0) {
       m->taken++;
       got++;
       n = (int) r;
-      while (n > 0 && b[n - 1] == 10) n--;
-      if (run >= 0 && prio == run_prio && !has_newline(b, n)) {
-        b[n] = 10;
-        len += n + 1;
+      while (n > 0 && s[n - 1] == 10) n--;
+      if (m->text && plain(s, n)) {
+        if (open >= 0 && open_kind != TEXT) CLOSE_RECORD();
+        if (open < 0) { open = len; open_kind = TEXT; len += 12; }
+        len += put_prefix(m, buf + len, prio);
+        copy(buf + len, s, n);
+        len += n;
+        buf[len++] = 10;
+      } else if (has_newline(s, n)) {
+        CLOSE_RECORD();
+        header(buf + len, RAW, prio, n);
+        copy(buf + len + 12, s, n);
+        len += 12 + n;
       } else {
-        if (run >= 0) { /* a record of its own: make room for its header */
-          header(buf + run, LINES, run_prio, len - run - 12);
-          run = -1;
-          for (i = n; i-- > 0;) b[i + 12] = b[i];
-          b += 12;
-        }
-        if (has_newline(b, n)) {
-          header(buf + len, RAW, prio, n);
-          len += 12 + n;
-        } else {
-          b[n] = 10;
-          run = len; run_prio = prio;
-          len += 12 + n + 1;
-        }
+        if (open >= 0 && (open_kind != LINES || open_prio != prio)) CLOSE_RECORD();
+        if (open < 0) { open = len; open_kind = LINES; open_prio = prio; len += 12; }
+        copy(buf + len, s, n);
+        len += n;
+        buf[len++] = 10;
       }
       if (len >= m->flush_at) {
-        if (run >= 0) { header(buf + run, LINES, run_prio, len - run - 12); run = -1; }
+        CLOSE_RECORD();
         rc = flush(m, buf, len);
         len = 0; got = 0; refills = 0;
       }
@@ -196,7 +237,7 @@ static void *run(void *arg) {
       refills++;
       if (wait_two(mqd, m->ctl, REFILL_NS) > 0) continue;
     }
-    if (run >= 0) { header(buf + run, LINES, run_prio, len - run - 12); run = -1; }
+    CLOSE_RECORD();
     if (r != -EAGAIN) { header(buf + len, FAILED, (int) -r, 0); len += 12; break; }
     if (len > 0) { rc = flush(m, buf, len); len = 0; got = 0; refills = 0; continue; } /* and look again before sleeping */
     if (m->claims && (rc = claim(mqd)) < 0) {
@@ -208,7 +249,7 @@ static void *run(void *arg) {
     r = wait_two(mqd, m->ctl, -1);
     if (r < 0 && r != -EINTR) { header(buf + len, FAILED, (int) -r, 0); len += 12; break; }
   }
-  if (run >= 0) header(buf + run, LINES, run_prio, len - run - 12);
+  CLOSE_RECORD();
   if (len > 0) flush(m, buf, len);
   rawsys(out, 0, 0, 0, 0, SYS_CLOSE); /* the loop's end of file; m is not touched after it */
   return 0;
@@ -218,12 +259,17 @@ void *pb_mq_entry(void) { return (void *) run; }
 `;
 
 /** Record kinds, as the C source numbers them. */
-export const REC = { lines: 0, raw: 1, claim: 2, failed: 3 } as const;
+export const REC = { lines: 0, raw: 1, claim: 2, failed: 3, text: 4 } as const;
 export const RECORD_HEADER = 12;
 
 /** Fields of struct pb_mq, as Int32Array indices. */
-const F = { mqd: 0, out: 1, ctl: 2, msgsize: 3, bufsize: 4, flushAt: 5, claims: 6, limited: 7, stop: 8, allowed: 9, taken: 10 } as const;
-const HEADER_BYTES = 64;
+const F = { mqd: 0, out: 1, ctl: 2, msgsize: 3, bufsize: 4, flushAt: 5, claims: 6, limited: 7, stop: 8, allowed: 9, taken: 10, text: 11, beforeLen: 12, afterLen: 13 } as const;
+/** Where struct pb_mq's before[32] and after[16] are. */
+const BEFORE_AT = 56;
+const AFTER_AT = 88;
+const HEADER_BYTES = 128;
+/** As the C source's PREFIX_MAX: before (32 at most), five digits, after (16). */
+const PREFIX_MAX = 56;
 /** A batch is written once it holds this much (or the queue is empty): few writes, little delay. */
 const FLUSH_AT = 64 << 10;
 const PIPE_BYTES = 1 << 20;
@@ -268,15 +314,25 @@ function readerLib() {
   }
 }
 
+const encoder = new TextEncoder();
 const PTHREAD_CREATE_DETACHED = 1;
 const STACK_BYTES = 256 << 10; // the thread needs little; aarch64's PTHREAD_STACK_MIN is 128 KiB
 
-/**
- * Start the reader thread on mqd (non-blocking, claimed unless `claims` is false).
- * limited: it takes nothing beyond what allow() lets it. Throws SysError, or Error
- * when TinyCC fails.
- */
-export function startMqReader(mqd: number, msgsize: number, opts: { claims: boolean; limited: boolean }): MqReader {
+export interface MqReaderOptions {
+  /** The queue is claimed (mq_notify); false where mq_notify is ENOSYS. */
+  claims: boolean;
+  /** Nothing is taken beyond what allow() lets it. */
+  limited: boolean;
+  /**
+   * Plain messages (printable ASCII only, which text shows as they are) come
+   * as TEXT records of whole lines, `${before}${prio}${after}${message}\n`;
+   * the rest as before, for the loop to escape.
+   */
+  text?: { before: string; after: string };
+}
+
+/** Start the reader thread on mqd (non-blocking). Throws SysError, or Error when TinyCC fails. */
+export function startMqReader(mqd: number, msgsize: number, opts: MqReaderOptions): MqReader {
   const start = threadEntry();
   const pipe = new Int32Array(2);
   if (c().pipe2(pipe, O_NONBLOCK_CLOEXEC) !== 0) fail("pipe2");
@@ -285,9 +341,19 @@ export function startMqReader(mqd: number, msgsize: number, opts: { claims: bool
   let ctl = -1;
   try {
     ctl = eventFd({ nonBlocking: true });
-    const bufsize = FLUSH_AT + 2 * (RECORD_HEADER + msgsize + 1); // a batch of FLUSH_AT, and room for the largest message
-    const shared = new ArrayBuffer(HEADER_BYTES + bufsize);
+    const bufsize = FLUSH_AT + 2 * (RECORD_HEADER + PREFIX_MAX + msgsize + 1); // a batch of FLUSH_AT, and room for the largest line
+    const shared = new ArrayBuffer(HEADER_BYTES + bufsize + msgsize + 8); // then the room a message is received into
     const state = new Int32Array(shared, 0, HEADER_BYTES / 4);
+    if (opts.text) {
+      const before = encoder.encode(opts.text.before);
+      const after = encoder.encode(opts.text.after);
+      if (before.byteLength > 32 || after.byteLength > 16) throw new Error("the mq text prefix is too long for the reader thread");
+      new Uint8Array(shared).set(before, BEFORE_AT);
+      new Uint8Array(shared).set(after, AFTER_AT);
+      state[F.text] = 1;
+      state[F.beforeLen] = before.byteLength;
+      state[F.afterLen] = after.byteLength;
+    }
     state[F.mqd] = mqd;
     state[F.out] = writeFd;
     state[F.ctl] = ctl;
