@@ -153,19 +153,20 @@ interface Known {
 
 /**
  * The signal channel's records → messages. Text with no limits (the common case)
- * needs only the sender's prefix and the value's digits: consecutive signals of one
- * sender are written as lines of digits into one buffer and handed on in one
- * deliverLines call, with nothing allocated per signal. --json/--store give each
+ * needs only the sender's prefix and the value's digits, which never need escaping:
+ * a burst is written as whole text lines into one buffer and handed on in one
+ * deliverText call, with nothing allocated per signal. --json/--store give each
  * signal its own Sender; allow lists and limits take them one by one.
  */
 class SignalLines implements RecordSink {
   private readonly names: string[] = [];
   private readonly known = new Map<number, Known>();
   private last: Known | undefined;
-  /** Lines of digits of one run (one sender), or a single value when delivered one by one. */
+  /** The text lines of a burst, or a single value when delivered one by one. */
   private readonly body = new Uint8Array(16 * 1024);
+  private readonly view = new DataView(this.body.buffer);
   private readonly restricted: boolean;
-  private readonly lines: ChannelContext["deliverLines"];
+  private readonly text: ChannelContext["deliverText"];
 
   constructor(
     signals: readonly number[],
@@ -174,18 +175,18 @@ class SignalLines implements RecordSink {
   ) {
     for (const sig of signals) this.names[sig] = signalName(sig);
     this.restricted = ctx.restricted;
-    // Without fields, deliverLines is the text path: it reads only the prefix of the Sender.
-    this.lines = fields ? undefined : ctx.deliverLines;
+    // Without fields the text line is the Sender's prefix and the value: written here.
+    this.text = fields ? undefined : ctx.deliverText;
   }
 
   take(w: Int32Array, from: number, to: number): void {
-    if (this.lines === undefined || this.restricted) {
+    const text = this.text;
+    if (text === undefined || this.restricted) {
       for (let at = from; at < to; at += RECORD_WORDS) this.one(w, at);
       return;
     }
-    const body = this.body;
+    const { body, view } = this;
     let len = 0;
-    let run: Known | undefined;
     let k = this.last;
     for (let at = from; at < to; at += RECORD_WORDS) {
       const sig = w[at + REC_SIGNO]!;
@@ -193,30 +194,16 @@ class SignalLines implements RecordSink {
       const pid = w[at + REC_PID]!;
       const uid = w[at + REC_UID]! >>> 0;
       k = this.lookup(k, sig, code, pid, uid);
-      if (k !== run || len > body.byteLength - DIGITS_MAX - 1) {
-        if (run !== undefined) this.deliverLines(run.sender, len);
-        run = k;
+      const prefix = prefixPiece(k.sender);
+      if (len + prefix.room + DIGITS_MAX + 1 > body.byteLength) {
+        text(body, 0, len);
         len = 0;
       }
+      len = prefix.put(view, len);
       len = writeInt(body, len, w[at + REC_VALUE]!);
       body[len++] = 10;
     }
-    if (run !== undefined) this.deliverLines(run.sender, len);
-  }
-
-  /** The lines of digits in body[0, len), all from one sender. */
-  private deliverLines(from: Sender, len: number): void {
-    const lines = this.lines!;
-    let at = 0;
-    while (at < len) {
-      at = lines(from, this.body, at, len, DIGITS_MAX);
-      if (at < len) {
-        // A line the bulk path left to the per-line one (digits never need it)
-        const nl = this.body.indexOf(10, at);
-        this.ctx.deliver(from, this.body, at, nl);
-        at = nl + 1;
-      }
-    }
+    if (len > 0) text(body, 0, len);
   }
 
   /** One signal on its own: through the allow lists, with all its fields when they are written. */
