@@ -78,7 +78,7 @@ export interface ChannelContext {
   deliverLines?: (from: Sender, body: Uint8Array, start: number, stop: number, max: number) => number;
   /**
    * Set only for text to stdout with no limit, filter or other output: bytes[start, stop)
-   * are whole output lines already (the mq reader thread writes plain messages so).
+   * are whole output lines already (the mq reader thread's plain messages, a burst of signals).
    */
   deliverText?: (bytes: Uint8Array, start: number, stop: number) => void;
   warn(message: string): void;

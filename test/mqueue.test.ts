@@ -72,8 +72,8 @@ describe("message-queue channel", () => {
       ["0123456789abcdefXY", 100],
       ["esc\x1b[31m", 100],
       ["", 100],
-      ["~ !", 7],
-      [" ", 7],
+      ["0123456\x7f89abcdef", 7],
+      ["abcd\u00ffefghijkl", 0],
       ["last", 0],
     ];
     const text = [
@@ -84,8 +84,8 @@ describe("message-queue channel", () => {
       "mqueue[prio=100]: 0123456789abcdefXY",
       "mqueue[prio=100]: esc\\x1b[31m",
       "mqueue[prio=100]: ",
-      "mqueue[prio=7]: ~ !",
-      "mqueue[prio=7]:  ",
+      "mqueue[prio=7]: 0123456\\x7f89abcdef",
+      "mqueue[prio=0]: abcd\u00ffefghijkl",
       "mqueue[prio=0]: last",
     ];
     await expectText(posted, text);

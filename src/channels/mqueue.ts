@@ -179,14 +179,15 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
     try {
       // What was left while nobody read comes first, in the queue's priority order.
       // Text with nothing to check per message: the thread writes plain messages' lines itself.
-      thread = startMqReader(mqd, attr.msgsize, { claims, limited, text: ctx.deliverText && !limited ? MQUEUE_PREFIX : undefined });
+      thread = startMqReader(mqd, attr.msgsize, { claims, limited, text: ctx.deliverText ? MQUEUE_PREFIX : undefined });
     } catch (err) {
       ctx.warn(`mq ${name}: cannot start the reader thread: ${startFailure(err)}; the mq channel stops`);
       onEnd();
       return;
     }
     if (limited) thread.allow(Math.min(ctx.budget, AHEAD));
-    readPipe(thread.fd, onChunk, onPipeFailed, onEnd, thread.batch); // until end of file: stopped through the thread
+    const pipe = readPipe(thread.fd, onChunk, onPipeFailed, onEnd, thread.batch); // until end of file: stopped through the thread
+    if (pipe.unwatched !== null) log.debug(`mq ${name}: the thread's pipe is read through Bun's stream (inotify: ${pipe.unwatched})`);
   };
 
   // Another reader is refused now, without claiming the queue ourselves: the

@@ -120,7 +120,7 @@ export function readPipe(fd: number, onChunk: (chunk: Uint8Array) => void, onErr
     wake.stop();
     closeSync(events);
   };
-  /** One read, handed on; true while a full buffer says there may be more. */
+  /** One read, handed on; true while there may be more (a full buffer, or any read where end of file matters). */
   const step = (): boolean => {
     const live = watching;
     let n: number;

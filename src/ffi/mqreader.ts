@@ -64,7 +64,7 @@ struct pb_mq {
   unsigned char before[32], after[16];
 };
 #define HEADER 128
-/* The longest prefix: before, five digits (MQ_PRIO_MAX is 32768), after. */
+/* The longest prefix: before (32), the priority's digits (put_prefix writes 8 at most; MQ_PRIO_MAX is 32768), after (16). */
 #define PREFIX_MAX 56
 struct pb_pollfd { int fd; short events, revents; };
 struct pb_timespec { long sec, nsec; };
@@ -268,7 +268,7 @@ const F = { mqd: 0, out: 1, ctl: 2, msgsize: 3, bufsize: 4, flushAt: 5, claims: 
 const BEFORE_AT = 56;
 const AFTER_AT = 88;
 const HEADER_BYTES = 128;
-/** As the C source's PREFIX_MAX: before (32 at most), five digits, after (16). */
+/** As the C source's PREFIX_MAX: before (32 at most), up to 8 digits, after (16). */
 const PREFIX_MAX = 56;
 /** A batch is written once it holds this much (or the queue is empty): few writes, little delay. */
 const FLUSH_AT = 64 << 10;
