@@ -16,6 +16,8 @@ import { readPipe } from "./reader.ts";
 
 /** Lines longer than this take the per-message path (the bulk path reserves room for one). */
 const LINE_MAX = 4096;
+/** The most one read of the thread's pipe takes (the buffer is held while the channel is open). */
+const READ_MAX = 1 << 20;
 /** With --count, the reader thread runs at most this far ahead of what is printed (and never past --count). */
 const AHEAD = 1 << 30;
 
@@ -186,7 +188,8 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
       return;
     }
     if (limited) thread.allow(Math.min(ctx.budget, AHEAD));
-    const pipe = readPipe(thread.fd, onChunk, onPipeFailed, onEnd, thread.batch); // until end of file: stopped through the thread
+    // A read takes a whole batch, but at most READ_MAX (a queue's messages may be up to 16 MiB: records then span reads).
+    const pipe = readPipe(thread.fd, onChunk, onPipeFailed, onEnd, Math.min(thread.batch, READ_MAX)); // until end of file: stopped through the thread
     if (pipe.unwatched !== null) log.debug(`mq ${name}: the thread's pipe is read through Bun's stream (inotify: ${pipe.unwatched})`);
   };
 

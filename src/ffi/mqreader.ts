@@ -277,7 +277,7 @@ const PIPE_BYTES = 1 << 20;
 export interface MqReader {
   /** Read end of the record pipe (non-blocking); end of file once the thread is done. */
   readonly fd: number;
-  /** The most one batch holds: a read of this size takes a whole one. */
+  /** The most one batch holds (a read of this size takes a whole one): FLUSH_AT and one message. */
   readonly batch: number;
   /** Limited mode: let the thread take up to `total` messages in all (it waits for more). */
   allow(total: number): void;
@@ -341,7 +341,8 @@ export function startMqReader(mqd: number, msgsize: number, opts: MqReaderOption
   let ctl = -1;
   try {
     ctl = eventFd({ nonBlocking: true });
-    const bufsize = FLUSH_AT + 2 * (RECORD_HEADER + PREFIX_MAX + msgsize + 1); // a batch of FLUSH_AT, and room for the largest line
+    // Below FLUSH_AT the thread takes one more message: then room for the largest line (and its record's header).
+    const bufsize = FLUSH_AT + RECORD_HEADER + PREFIX_MAX + msgsize + 1;
     const shared = new ArrayBuffer(HEADER_BYTES + bufsize + msgsize + 8); // then the room a message is received into
     const state = new Int32Array(shared, 0, HEADER_BYTES / 4);
     if (opts.text) {
