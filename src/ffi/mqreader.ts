@@ -2,7 +2,8 @@
 // binary (native.ts) or compiled at start with bun:ffi's cc() (TinyCC, -nostdlib:
 // raw system calls only, as the signal trap), started with pthread_create from libc.so.6. It blocks in ppoll on the
 // queue, takes what is queued with mq_timedreceive and streams it in batches of
-// records into a pipe the event loop reads. The kernel's pipe bounds how far it
+// records into a pipe the event loop reads (in plain text mode a printable
+// message as its whole output line, see MqReaderOptions). The kernel's pipe bounds how far it
 // runs ahead: when the loop does not read (a slow stdout), it waits and the queue
 // fills, so its senders block.
 import type { Pointer } from "bun:ffi";
