@@ -13,6 +13,17 @@ export function onlyChars(s: string, lo: number, hi: number, from = 0): boolean 
 /** Only the digits 0–9, at least one. */
 export const onlyDigits = (s: string, from = 0): boolean => onlyChars(s, 48, 57, from);
 
+/** The decimal number right after `label` in text (spaces between skipped), or null: no label, or no digits there. */
+export function numberAfter(text: string, label: string): number | null {
+  const at = text.indexOf(label);
+  if (at === -1) return null;
+  let from = at + label.length;
+  while (text.charCodeAt(from) === 32) from++;
+  let end = from;
+  while (end < text.length && text.charCodeAt(end) >= 48 && text.charCodeAt(end) <= 57) end++;
+  return end > from ? Number(text.slice(from, end)) : null;
+}
+
 /** Only [A-Za-z0-9_./+-], at least one: a path safe to print unquoted. */
 export function plainPath(s: string): boolean {
   if (s.length === 0) return false;

@@ -49,6 +49,13 @@ export interface ByteSink {
   reserve(n: number): void;
 }
 
+/** Append bytes to out (room is made first). */
+export function appendBytes(out: ByteSink, bytes: Uint8Array): void {
+  out.reserve(bytes.byteLength);
+  out.buf.set(bytes, out.len);
+  out.len += bytes.byteLength;
+}
+
 export function fifoSender(via: string): Sender {
   return sender("fifo", "fifo: ", { via });
 }

@@ -12,7 +12,7 @@ import { Policy, UNKNOWN } from "./policy.ts";
 import { sdNotify } from "./readiness.ts";
 import { DirLocks, preparePidfile, removePidfile, type Pidfile } from "./endpoint.ts";
 import { writeJsonAndTextLines, writeJsonLines, writeTextLines } from "./fast-lines.ts";
-import { prefixPiece, writeText, type Sender } from "./format.ts";
+import { appendBytes, prefixPiece, writeText, type Sender } from "./format.ts";
 import { log } from "./log.ts";
 import { ForwardSink } from "./sinks/forward.ts";
 import { Message, type Sink } from "./sinks/sink.ts";
@@ -100,10 +100,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
       else {
         const mark = file.len;
         at = writeJsonLines(file, from, body, start, stop, max);
-        const lines = file.buf.subarray(mark, file.len); // stays put while stdout makes room (see Message.writeJson)
-        out.reserve(lines.byteLength);
-        out.buf.set(lines, out.len);
-        out.len += lines.byteLength;
+        appendBytes(out, file.buf.subarray(mark, file.len)); // stays put while stdout makes room (see Message.writeJson)
       }
     }
     out.commit();
@@ -125,9 +122,7 @@ export async function openPostbox(opts: ServeOptions): Promise<Postbox> {
     deliverText: simple
       ? (bytes, start, stop) => {
           if (done) return;
-          out.reserve(stop - start);
-          out.buf.set(bytes.subarray(start, stop), out.len);
-          out.len += stop - start;
+          appendBytes(out, bytes.subarray(start, stop));
           out.commit();
         }
       : undefined,

@@ -5,7 +5,7 @@
 // adopts that fd again. Clients meanwhile wait in the kernel's queue.
 import { closeSync, readdirSync, readFileSync } from "node:fs";
 import type { SocketHandler } from "bun";
-import { onlyDigits } from "../chars.ts";
+import { numberAfter } from "../chars.ts";
 import { dupFd, lowestFreeFd, openFdsIn } from "../ffi/libc.ts";
 
 interface BunListener {
@@ -65,9 +65,7 @@ export class PausableListener<T> {
 export function openFileLimit(): number {
   try {
     // "Max open files            1024                 524288               files": the soft limit
-    const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
-    const soft = line?.slice("Max open files".length).trim().split(" ")[0];
-    return soft !== undefined && onlyDigits(soft) ? Number(soft) : Infinity;
+    return numberAfter(readFileSync("/proc/self/limits", "utf8"), "Max open files") ?? Infinity;
   } catch {
     return Infinity;
   }

@@ -4,6 +4,7 @@
 import { ptr } from "bun:ffi";
 import { readSync, writeSync } from "node:fs";
 import { constants, getPriority } from "node:os";
+import { numberAfter } from "../chars.ts";
 import { SysError } from "../errors.ts";
 import { c, errno, errnoNameOf, fail, ppollFds, sockaddrUn } from "./core.ts";
 
@@ -333,16 +334,7 @@ const statusLine = Buffer.alloc(256); // reused
 export function mqStatus(mqd: number): { bytes: number; notifyPid: number } {
   const n = readSync(mqd, statusLine, 0, statusLine.byteLength, 0);
   const line = statusLine.toString("latin1", 0, n);
-  return { bytes: statusField(line, "QSIZE:"), notifyPid: statusField(line, "NOTIFY_PID:") };
-}
-
-/** The number after `name` in the status line, 0 if absent (string search: no regular expression at start, see chars.ts). */
-function statusField(line: string, name: string): number {
-  const at = line.indexOf(name);
-  if (at === -1) return 0;
-  let end = at + name.length;
-  while (end < line.length && line.charCodeAt(end) >= 48 && line.charCodeAt(end) <= 57) end++;
-  return Number(line.slice(at + name.length, end));
+  return { bytes: numberAfter(line, "QSIZE:") ?? 0, notifyPid: numberAfter(line, "NOTIFY_PID:") ?? 0 };
 }
 
 export function mqClose(mqd: number): void {

@@ -265,9 +265,11 @@ export const RECORD_HEADER = 12;
 
 /** Fields of struct pb_mq, as Int32Array indices. */
 const F = { mqd: 0, out: 1, ctl: 2, msgsize: 3, bufsize: 4, flushAt: 5, claims: 6, limited: 7, stop: 8, allowed: 9, taken: 10, text: 11, beforeLen: 12, afterLen: 13 } as const;
-/** Where struct pb_mq's before[32] and after[16] are. */
+/** Where struct pb_mq's before[32] and after[16] are, and their sizes. */
 const BEFORE_AT = 56;
 const AFTER_AT = 88;
+const BEFORE_MAX = AFTER_AT - BEFORE_AT;
+const AFTER_MAX = 16;
 const HEADER_BYTES = 128;
 /** As the C source's PREFIX_MAX: before (32 at most), up to 8 digits, after (16). */
 const PREFIX_MAX = 56;
@@ -349,7 +351,7 @@ export function startMqReader(mqd: number, msgsize: number, opts: MqReaderOption
     if (opts.text) {
       const before = encoder.encode(opts.text.before);
       const after = encoder.encode(opts.text.after);
-      if (before.byteLength > 32 || after.byteLength > 16) throw new Error("the mq text prefix is too long for the reader thread");
+      if (before.byteLength > BEFORE_MAX || after.byteLength > AFTER_MAX) throw new Error("the mq text prefix is too long for the reader thread");
       new Uint8Array(shared).set(before, BEFORE_AT);
       new Uint8Array(shared).set(after, AFTER_AT);
       state[F.text] = 1;

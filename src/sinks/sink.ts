@@ -1,7 +1,7 @@
 // The outputs a postbox routes messages to — stdout, the store, the forwarder —
 // are all sinks: each takes the message it is handed and is flushed, reopened
 // (SIGHUP) and closed by the postbox in one loop.
-import { timestamp, writeJsonLine, type ByteSink, type Sender } from "../format.ts";
+import { appendBytes, timestamp, writeJsonLine, type ByteSink, type Sender } from "../format.ts";
 
 /** One message on its way to the sinks. Reused: a sink must not keep it past take(). */
 export class Message {
@@ -36,13 +36,7 @@ export class Message {
    * until that sink's next append.
    */
   writeJson(out: ByteSink): void {
-    if (this.json !== null) {
-      const n = this.to - this.at;
-      out.reserve(n);
-      out.buf.set(this.json.subarray(this.at, this.to), out.len);
-      out.len += n;
-      return;
-    }
+    if (this.json !== null) return appendBytes(out, this.json.subarray(this.at, this.to));
     this.at = writeJsonLine(out, this.from, this.body, this.start, this.end, this.ts);
     this.json = out.buf; // after the write: making room may have replaced the buffer
     this.to = out.len;
