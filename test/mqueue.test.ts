@@ -16,16 +16,19 @@ function queue(): { name: string; [Symbol.dispose](): void } {
 
 /**
  * Queued before the start (the reader thread takes them back to back), the lines
- * are `text`: as the thread writes plain ones itself (no options), and with
- * --count, where the loop formats every message.
+ * are `text`: as the thread writes plain ones itself (no options, and -v says
+ * so), and with --count, where the loop formats every message.
  */
 async function expectText(posted: Array<[string, number]>, text: string[]): Promise<void> {
-  for (const args of [[], ["--count", String(posted.length)]]) {
+  for (const [args, threadText] of [[[], true], [["--count", String(posted.length)], false]] as const) {
     using dir = tempDir();
     using q = queue();
     mqPut(q.name, posted);
-    await using pb = await startPostbox(dir.path, [...only, "--mq", q.name, ...args]);
+    await using pb = await startPostbox(dir.path, [...only, "-v", "--mq", q.name, ...args]);
     expect(await pb.waitLines(posted.length)).toEqual(text);
+    const { stderr } = await pb.stop();
+    const batches = /closed; (\d+) batch\(es\) of plain messages came as text lines/.exec(stderr)?.[1];
+    expect({ thread: batches !== undefined && Number(batches) > 0 }).toEqual({ thread: threadText });
   }
 }
 

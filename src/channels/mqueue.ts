@@ -84,6 +84,8 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
   let thread: MqReader | undefined;
   /** Messages handed on (counted where it matters: limited, there is no bulk path). */
   let delivered = 0;
+  /** TEXT records taken (for -v): batches of plain messages the thread wrote as text lines. */
+  let textRecords = 0;
   let tail: Uint8Array | null = null;
   let ended!: () => void;
   const end = new Promise<void>((resolve) => (ended = resolve));
@@ -99,7 +101,10 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
       const stop = start + len;
       if (stop > data.byteLength) break;
       at = stop;
-      if (kind === REC.text) ctx.deliverText?.(data, start, stop); // asked for only when there is one
+      if (kind === REC.text) {
+        ctx.deliverText?.(data, start, stop); // asked for only when there is one
+        textRecords++;
+      }
       else if (kind === REC.lines) lines(sender(prio), data, start, stop);
       else if (kind === REC.raw) {
         ctx.deliver(sender(prio), data, start, stop);
@@ -144,6 +149,7 @@ function serveMqueue(mqd: number, name: string, ctx: ChannelContext): ChannelHan
     serving = false;
     thread?.release();
     mqClose(mqd); // drops our claim; the queue and its messages stay
+    log.debug(`mq ${name}: closed; ${textRecords} batch(es) of plain messages came as text lines from the reader thread`);
     ended();
   };
 
